@@ -1,0 +1,17 @@
+"""Test a checkpoint on the test split: `python eval.py ckpt_path=logs/train/runs/.../checkpoints/last.ckpt`."""
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="eval")
+def main(config: DictConfig) -> None:
+    # Imported here so that `--help` and config errors answer without loading torch.
+    from {{ cookiecutter.package }}.cli import run_task
+    from {{ cookiecutter.package }}.evaluation import evaluate
+
+    run_task(evaluate, config)
+
+
+if __name__ == "__main__":
+    main()

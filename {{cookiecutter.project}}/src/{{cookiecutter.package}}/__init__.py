@@ -1,0 +1,1 @@
+"""Fine-tune timm image classifiers with PyTorch Lightning, configured with Hydra."""

@@ -1,0 +1,80 @@
+"""Experiment loggers from the `logger` config group; wandb never waits for a login."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import netrc
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig, open_dict
+
+from .errors import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+# The module each logger needs, and the extra of this project that installs it.
+LOGGER_REQUIREMENTS = {
+    "WandbLogger": (("wandb",), "wandb"),
+    "TensorBoardLogger": (("tensorboard", "tensorboardX"), "tensorboard"),
+}
+
+
+def wandb_has_credentials() -> bool:
+    """True when wandb can log in without asking: an API key in the environment or in ~/.netrc."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    netrc_file = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    try:
+        return netrc.netrc(str(netrc_file)).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def _check_installed(name: str, target: str) -> None:
+    for class_name, (modules, extra) in LOGGER_REQUIREMENTS.items():
+        if target.endswith(class_name) and not any(importlib.util.find_spec(m) for m in modules):
+            raise ConfigurationError(
+                f"logger={name} needs the {modules[0]} package: pip install -e '.[{extra}]'"
+            )
+
+
+def _use_wandb_offline_without_login(name: str, config: DictConfig) -> None:
+    if os.environ.get("WANDB_MODE") or config.get("offline") or wandb_has_credentials():
+        return
+    with open_dict(config):
+        config.offline = True
+    log.warning(
+        "No wandb API key found (WANDB_API_KEY or `wandb login`): logging offline to %s. "
+        "Upload the run later with `wandb sync`.",
+        Path(config.save_dir) / "wandb",
+    )
+
+
+def instantiate_loggers(config: DictConfig | None) -> list[Logger]:
+    """Instantiate every logger of the `logger` group (entries set to null are skipped)."""
+    loggers: list[Logger] = []
+    for name, logger_config in (config or {}).items():
+        if logger_config is None:
+            continue
+        target = str(logger_config.get("_target_", ""))
+        _check_installed(name, target)
+        if target.endswith("WandbLogger"):
+            _use_wandb_offline_without_login(name, logger_config)
+        loggers.append(instantiate(logger_config))
+    return loggers
+
+
+def logger_directories(loggers: list[Logger]) -> list[str]:
+    """Return where each logger writes its files."""
+    directories = []
+    for logger in loggers:
+        directory = getattr(logger, "log_dir", None) or logger.save_dir
+        if directory:
+            directories.append(str(directory))
+    return directories

@@ -1,0 +1,115 @@
+"""Train a classifier from a composed config: fit, test the best checkpoint, write results.json."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch import Callback, Trainer, seed_everything
+from lightning.pytorch.callbacks import LearningRateMonitor
+from omegaconf import DictConfig, OmegaConf
+
+from .console import print_config, print_outputs, save_config
+from .data import ClassificationDataModule
+from .errors import ConfigurationError
+from .loggers import instantiate_loggers, logger_directories
+from .models import ImageClassifier
+from .results import RESULTS_FILE, metrics_as_floats, write_results
+
+log = logging.getLogger(__name__)
+
+
+def instantiate_callbacks(config: DictConfig | None) -> list[Callback]:
+    """Instantiate every callback of the `callbacks` group (entries set to null are skipped)."""
+    return [instantiate(entry) for entry in (config or {}).values() if entry is not None]
+
+
+def check_output_dir_is_new(output_dir: Path) -> None:
+    """Refuse to write into a directory that holds another run's results or checkpoints."""
+    checkpoints = output_dir / "checkpoints"
+    if (output_dir / RESULTS_FILE).exists() or (checkpoints.is_dir() and any(checkpoints.iterdir())):
+        raise ConfigurationError(
+            f"{output_dir} already holds the results or checkpoints of another run, which this run "
+            "would overwrite. Leave hydra.run.dir at its default or choose a new directory."
+        )
+
+
+def build_datamodule_and_model(config: DictConfig) -> tuple[ClassificationDataModule, ImageClassifier]:
+    """Instantiate the data module, then the model for its classes and preprocessing."""
+    datamodule: ClassificationDataModule = instantiate(config.data)
+    preprocessing = datamodule.resolve_preprocessing(config.model.backbone)
+    model: ImageClassifier = instantiate(
+        config.model,
+        class_names=datamodule.class_names,
+        preprocessing=preprocessing,
+        optimizer=OmegaConf.to_container(config.optimizer, resolve=True),
+        scheduler=OmegaConf.to_container(config.scheduler, resolve=True),
+        _convert_="all",
+    )
+    return datamodule, model
+
+
+def build_trainer(config: DictConfig, callbacks: list[Callback], loggers: list) -> Trainer:
+    if not loggers:
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    return instantiate(config.trainer, callbacks=callbacks, logger=loggers or False)
+
+
+def train(config: DictConfig) -> dict[str, Any]:
+    """Fit the model, test its best checkpoint, and write results.json; return those results."""
+    started = time.perf_counter()
+    torch.set_float32_matmul_precision(config.float32_matmul_precision)
+    seed_everything(config.seed, workers=True)
+    output_dir = Path(config.paths.output_dir)
+    check_output_dir_is_new(output_dir)
+
+    datamodule, model = build_datamodule_and_model(config)
+    loggers = instantiate_loggers(config.get("logger"))
+    trainer = build_trainer(config, instantiate_callbacks(config.get("callbacks")), loggers)
+    if trainer.is_global_zero:
+        print_config(config)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, output_dir)
+
+    trainer.fit(model, datamodule=datamodule, ckpt_path=config.get("ckpt_path"))
+    metrics = metrics_as_floats(trainer.callback_metrics)
+
+    checkpoint = trainer.checkpoint_callback
+    best_checkpoint = checkpoint.best_model_path if checkpoint is not None else ""
+    if config.get("test"):
+        if not best_checkpoint:
+            log.warning("No checkpoint was saved (fast_dev_run or no checkpoint callback): testing the final weights.")
+        trainer.test(model, datamodule=datamodule, ckpt_path=best_checkpoint or None, weights_only=True)
+        metrics.update(metrics_as_floats(trainer.callback_metrics))
+
+    results = {
+        "metrics": metrics,
+        "monitor": checkpoint.monitor if checkpoint is not None else None,
+        "best_score": (
+            float(checkpoint.best_model_score) if checkpoint is not None and checkpoint.best_model_score is not None else None
+        ),
+        "best_checkpoint": best_checkpoint or None,
+        "last_checkpoint": (checkpoint.last_model_path or None) if checkpoint is not None else None,
+        "epochs": trainer.current_epoch,
+        "output_dir": str(output_dir),
+        "wall_time_s": round(time.perf_counter() - started, 2),
+    }
+    if trainer.is_global_zero:
+        results_path = write_results(output_dir, results)
+        print_outputs(
+            f"Run finished in {results['wall_time_s']:.1f} s",
+            {
+                "run directory": output_dir,
+                "best checkpoint": results["best_checkpoint"],
+                "last checkpoint": results["last_checkpoint"],
+                "logs": ", ".join(logger_directories(loggers)),
+                "config": output_dir / "config.yaml",
+                "results": results_path,
+            },
+            {name: value for name, value in metrics.items() if name.startswith("test/")},
+        )
+    return results

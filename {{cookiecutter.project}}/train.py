@@ -1,0 +1,18 @@
+"""Train an image classifier: `python train.py --help` lists the config groups and their options."""
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="train")
+def main(config: DictConfig) -> float | None:
+    # Imported here so that `--help` and config errors answer without loading torch.
+    from {{ cookiecutter.package }}.cli import run_task
+    from {{ cookiecutter.package }}.training import train
+
+    results = run_task(train, config)
+    return results["best_score"]  # the value a hyperparameter sweeper optimises
+
+
+if __name__ == "__main__":
+    main()
