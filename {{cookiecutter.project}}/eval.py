@@ -1,4 +1,4 @@
-"""Test a checkpoint on the test split: `python eval.py ckpt_path=logs/train/runs/.../checkpoints/last.ckpt`."""
+"""Test a checkpoint on the test split: `python eval.py ckpt_path=<run dir>/checkpoints/last.ckpt`."""
 
 import hydra
 from omegaconf import DictConfig

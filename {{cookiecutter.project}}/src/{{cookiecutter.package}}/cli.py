@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +39,8 @@ def send_lightning_logs_to_hydra() -> None:
     if logging.getLogger().handlers:
         logging.getLogger("lightning").handlers.clear()
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(DropAdvertisements())
+    # Lightning 2.6 calls a torch API that newer torch releases deprecate; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
 def run_task(task: Callable[[Any], Any], config: Any) -> Any:
@@ -49,5 +52,8 @@ def run_task(task: Callable[[Any], Any], config: Any) -> Any:
         user_error = find_user_error(error)
         if user_error is None:
             raise
-        print(f"Error: {user_error}", file=sys.stderr)
+        hint = ""
+        if isinstance(user_error, MisconfigurationException):
+            hint = " Check that the trainer preset fits this machine (trainer=cpu, gpu, ddp, ddp_sim or mps)."
+        print(f"Error: {user_error}{hint}", file=sys.stderr)
         sys.exit(1)

@@ -60,7 +60,11 @@ def evaluate(config: DictConfig) -> dict[str, Any]:
         results_path = write_results(output_dir, results)
         print_outputs(
             f"Evaluated {results['checkpoint']}",
-            {"run directory": output_dir, "logs": ", ".join(logger_directories(loggers)), "results": results_path},
+            {
+                "run directory": output_dir,
+                "logs": ", ".join(logger_directories(loggers)),
+                "results": results_path,
+            },
             metrics,
         )
     return results

@@ -45,10 +45,16 @@ def build_optimizer(model: nn.Module, opt: str, lr: float, **kwargs: Any) -> Opt
 def build_scheduler(
     optimizer: Optimizer, sched: str | None, num_epochs: int, updates_per_epoch: int, **kwargs: Any
 ):
-    """Create a timm scheduler stepped per optimizer update, or None for a constant learning rate."""
+    """Create a timm scheduler stepped per optimizer update, or None for a constant learning rate.
+
+    The whole schedule spans `num_epochs`: with `warmup_prefix` the decay starts after the warmup and
+    fits in the epochs that remain.
+    """
     if sched in NO_SCHEDULE:
         return None
     _check_arguments(create_scheduler_v2, "scheduler", kwargs)
+    if kwargs.get("warmup_prefix"):
+        num_epochs = max(num_epochs - kwargs.get("warmup_epochs", 0), 1)
     try:
         scheduler, _ = create_scheduler_v2(
             optimizer,

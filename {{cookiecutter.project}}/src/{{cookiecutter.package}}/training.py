@@ -18,6 +18,7 @@ from .data import ClassificationDataModule
 from .errors import ConfigurationError
 from .loggers import instantiate_loggers, logger_directories
 from .models import ImageClassifier
+from .models.backbone import check_backbone_name
 from .results import RESULTS_FILE, metrics_as_floats, write_results
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ def check_output_dir_is_new(output_dir: Path) -> None:
 
 def build_datamodule_and_model(config: DictConfig) -> tuple[ClassificationDataModule, ImageClassifier]:
     """Instantiate the data module, then the model for its classes and preprocessing."""
+    check_backbone_name(config.model.backbone)  # before anything slow, and before timm's own errors
     datamodule: ClassificationDataModule = instantiate(config.data)
     preprocessing = datamodule.resolve_preprocessing(config.model.backbone)
     model: ImageClassifier = instantiate(
@@ -82,7 +84,9 @@ def train(config: DictConfig) -> dict[str, Any]:
     best_checkpoint = checkpoint.best_model_path if checkpoint is not None else ""
     if config.get("test"):
         if not best_checkpoint:
-            log.warning("No checkpoint was saved (fast_dev_run or no checkpoint callback): testing the final weights.")
+            log.warning(
+                "No checkpoint was saved (fast_dev_run or no checkpoint callback): testing the final weights."
+            )
         trainer.test(model, datamodule=datamodule, ckpt_path=best_checkpoint or None, weights_only=True)
         metrics.update(metrics_as_floats(trainer.callback_metrics))
 
@@ -90,7 +94,9 @@ def train(config: DictConfig) -> dict[str, Any]:
         "metrics": metrics,
         "monitor": checkpoint.monitor if checkpoint is not None else None,
         "best_score": (
-            float(checkpoint.best_model_score) if checkpoint is not None and checkpoint.best_model_score is not None else None
+            float(checkpoint.best_model_score)
+            if checkpoint is not None and checkpoint.best_model_score is not None
+            else None
         ),
         "best_checkpoint": best_checkpoint or None,
         "last_checkpoint": (checkpoint.last_model_path or None) if checkpoint is not None else None,

@@ -61,5 +61,7 @@ def create_backbone(
             f"Could not load the pretrained weights of {name!r} ({type(error).__name__}: "
             f"{str(error).strip().splitlines()[0] if str(error).strip() else ''}). Without network "
             "access, point model.weights at a local weights file (safetensors or a torch state dict), "
-            "e.g. model.weights=/path/to/model.safetensors, or train from scratch with model.pretrained=false."
+            "e.g. model.weights=/path/to/model.safetensors, or train from scratch with "
+            "model.pretrained=false. "
+            "Weights already in the Hugging Face cache load offline with HF_HUB_OFFLINE=1."
         ) from error

@@ -16,6 +16,7 @@ from ..errors import ConfigurationError
 from ..optim import build_optimizer, build_scheduler
 from .backbone import create_backbone
 
+
 def _plain(value: Any) -> Any:
     """Turn Hydra/OmegaConf containers into plain dicts and lists, which checkpoints load safely."""
     if isinstance(value, (DictConfig, ListConfig)):

@@ -1,0 +1,54 @@
+"""The generated project installs, passes its own test suite in every logger choice, and trains."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from conftest import bake
+
+
+def run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        command, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=1800
+    )
+
+
+@pytest.mark.parametrize("logger", ["csv", "tensorboard", "wandb"])
+def test_generated_project_passes_its_own_tests(tmp_path, logger):
+    project = bake(tmp_path, logger=logger)
+    # The default bake also runs the slow tests: a full default training that must reach 0.98.
+    markers = "slow or not slow" if logger == "csv" else "not slow"
+    result = run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", markers],
+        cwd=project,
+        env={"PYTHONPATH": str(project / "src")},
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+
+
+def test_generated_project_installs_with_pip_and_trains_from_anywhere(tmp_path):
+    project = bake(tmp_path / "bake")
+    environment = tmp_path / "venv"
+    # Reuse this environment's torch & co.; the project itself is installed for real, editable.
+    venv.create(environment, system_site_packages=True, with_pip=True)
+    python = environment / "bin" / "python"
+    install = run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e", str(project)],
+        cwd=tmp_path,
+    )
+    assert install.returncode == 0, install.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    trained = run(
+        [str(python), str(project / "train.py"), "debug=fdr", "model.backbone=test_resnet"], cwd=elsewhere
+    )
+    assert trained.returncode == 0, trained.stderr[-5000:]
+    assert list((elsewhere / "logs" / "train" / "runs").glob("*/results.json"))
+    imported = run([str(python), "-c", "import image_classifier.data as d; print(d.__file__)"], cwd=elsewhere)
+    assert imported.stdout.startswith(str(project / "src"))

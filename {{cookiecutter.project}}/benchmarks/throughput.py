@@ -1,0 +1,255 @@
+"""Training throughput of the project's Lightning path against a hand-written PyTorch loop.
+
+Both paths train the same timm model (same architecture and initial weights) on the same pre-built,
+in-memory batches of the bundled digits, in one process, so the difference between them is the cost
+of the training framework and of this project's LightningModule, not of data loading:
+
+- plain: `model.train()`, forward, `F.cross_entropy`, backward, `optimizer.step()`, `zero_grad()`,
+  with the optimizer from the project's `build_optimizer` (AdamW, lr 2e-3, weight decay 0.05).
+- lightning: the project's `ImageClassifier` fitted by a `lightning.pytorch.Trainer` on a DataLoader
+  over the same list of batches, with checkpointing, logger, progress bar, model summary and
+  validation turned off. Everything else runs as in a user's run: the torchmetrics updates and
+  `self.log` calls of every training step, Lightning's optimizer closure, the epoch-end metric compute.
+
+Each repetition trains `--steps` batches. The Lightning figure is timed from `on_train_start` to
+`on_train_end` (every step plus the epoch's start and end); the whole `trainer.fit()` call, which also
+builds the optimizer and sets up and tears down the trainer once per run, is printed beside it. After
+a warm-up of both, the repetitions alternate (plain, lightning, plain, ...) because a shared machine's
+speed drifts, and the medians over repetitions are compared.
+
+Run it from the project's root after `pip install -e .`:
+
+    python benchmarks/throughput.py
+    python benchmarks/throughput.py --device cuda --precision bf16-mixed --channels-last --batch-size 256
+    python benchmarks/throughput.py --backbone convnext_atto --threads 2 --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import time
+import warnings
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import Callback, Trainer
+from torch.utils.data import DataLoader
+
+from {{ cookiecutter.package }}.data.digits import load_digits
+from {{ cookiecutter.package }}.data.transforms import resolve_preprocessing
+from {{ cookiecutter.package }}.models import ImageClassifier, create_backbone
+from {{ cookiecutter.package }}.optim import build_optimizer
+
+OPTIMIZER = {"opt": "adamw", "lr": 2e-3, "weight_decay": 0.05}
+CLASS_NAMES = [str(digit) for digit in range(10)]
+PRECISIONS = ("32-true", "bf16-mixed")
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backbone", default="resnet10t", help="timm model name (default: %(default)s)")
+    parser.add_argument("--image-size", type=int, default=32, help="square input side in px (default: 32)")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per step (default: 64)")
+    parser.add_argument("--steps", type=int, default=30, help="training steps per repetition (default: 30)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repetitions of each path (default: 3)")
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="default: cuda when available, else cpu",
+    )
+    parser.add_argument("--precision", choices=PRECISIONS, default="32-true", help="default: 32-true")
+    parser.add_argument("--channels-last", action="store_true", help="channels-last model and inputs")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    args = parser.parse_args(argv)
+    for name in ("image_size", "batch_size", "steps", "repeats", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available")
+    return args
+
+
+def make_batches(args: argparse.Namespace, preprocessing: dict, device: torch.device) -> list[Batch]:
+    """Return `steps` normalised RGB batches of the digits at the model's input size, on `device`."""
+    images, labels = load_digits()
+    pixels = torch.from_numpy(images).float().div_(255).unsqueeze(1)  # (N, 1, 8, 8)
+    size = (args.image_size, args.image_size)
+    pixels = F.interpolate(pixels, size=size, mode="bilinear", align_corners=False)
+    mean = torch.tensor(preprocessing["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(preprocessing["std"]).view(1, 3, 1, 1)
+    pixels = (pixels.expand(-1, 3, -1, -1) - mean) / std
+    targets = torch.from_numpy(labels)
+    generator = torch.Generator().manual_seed(0)
+    epochs = args.steps * args.batch_size // len(targets) + 1
+    order = torch.cat([torch.randperm(len(targets), generator=generator) for _ in range(epochs)])
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    batches = []
+    for step in range(args.steps):
+        index = order[step * args.batch_size : (step + 1) * args.batch_size]
+        x = pixels[index].to(device).contiguous(memory_format=memory_format)
+        batches.append((x, targets[index].to(device)))
+    return batches
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class PlainLoop:
+    """The loop a user would write by hand around the same model and optimizer."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str) -> None:
+        self.model = model
+        self.device = device
+        self.optimizer = build_optimizer(model, **OPTIMIZER)
+        self.precision = precision
+
+    def autocast(self):
+        if self.precision == "bf16-mixed":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def run(self, batches: list[Batch]) -> float:
+        """Train one pass over `batches`; return the seconds it took."""
+        self.model.train()
+        synchronize(self.device)
+        started = time.perf_counter()
+        for images, targets in batches:
+            with self.autocast():
+                logits = self.model(images)
+                loss = F.cross_entropy(logits, targets)
+            loss.backward()
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        synchronize(self.device)
+        return time.perf_counter() - started
+
+
+class TrainTimer(Callback):
+    """Times a fit from `on_train_start` to `on_train_end`: the steps and the epoch's start and end."""
+
+    def __init__(self) -> None:
+        self.started = self.seconds = 0.0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        synchronize(pl_module.device)
+        self.started = time.perf_counter()
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        synchronize(pl_module.device)
+        self.seconds = time.perf_counter() - self.started
+
+
+class LightningRun:
+    """The project's ImageClassifier fitted by a fresh Trainer for one epoch over `batches` per run."""
+
+    def __init__(self, module: ImageClassifier, device: torch.device, precision: str) -> None:
+        self.module = module
+        self.device = device
+        self.precision = precision
+
+    def run(self, batches: list[Batch]) -> tuple[float, float]:
+        """Fit one epoch over `batches`; return the seconds of the training loop and of the fit() call."""
+        timer = TrainTimer()
+        trainer = Trainer(
+            accelerator=self.device.type,
+            devices=1,
+            precision=self.precision,
+            max_epochs=1,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            log_every_n_steps=10,
+            enable_checkpointing=False,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=[timer],
+        )
+        # batch_size=None: each item of the list already is a batch, so the loader does no collating.
+        loader = DataLoader(batches, batch_size=None, shuffle=False)
+        synchronize(self.device)
+        started = time.perf_counter()
+        trainer.fit(self.module, train_dataloaders=loader)
+        synchronize(self.device)
+        return timer.seconds, time.perf_counter() - started
+
+
+def quiet_lightning() -> None:
+    """Keep the output to the figures: Lightning's per-Trainer info lines and data-loader hints."""
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*validation_step.*")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    quiet_lightning()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    torch.set_float32_matmul_precision("high")  # as train.py sets it (TF32 on GPUs that have it)
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+
+    preprocessing = resolve_preprocessing(args.backbone, image_size=args.image_size)
+    batches = make_batches(args, preprocessing, device)
+    module = ImageClassifier(
+        args.backbone,
+        CLASS_NAMES,
+        preprocessing=preprocessing,
+        optimizer=OPTIMIZER,
+        scheduler={"sched": "none"},
+    )
+    model = create_backbone(args.backbone, num_classes=len(CLASS_NAMES))
+    model.load_state_dict(module.model.state_dict())
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    model.to(device=device, memory_format=memory_format)
+    module.to(device=device, memory_format=memory_format)
+    plain = PlainLoop(model, device, args.precision)
+    lightning = LightningRun(module, device, args.precision)
+
+    images_per_run = args.steps * args.batch_size
+    print(
+        f"{args.backbone} at {args.image_size} px, batch {args.batch_size}, {args.steps} steps x "
+        f"{args.repeats} repetitions, {args.device}, {args.precision}"
+        f"{', channels-last' if args.channels_last else ''}, {torch.get_num_threads()} CPU threads"
+    )
+    plain.run(batches)  # warm-up: allocator, kernels, optimizer state, Lightning's first-fit imports
+    lightning.run(batches)
+
+    plain_rates, lightning_rates, fit_rates = [], [], []
+    for repetition in range(1, args.repeats + 1):
+        plain_rates.append(images_per_run / plain.run(batches))
+        loop_seconds, fit_seconds = lightning.run(batches)
+        lightning_rates.append(images_per_run / loop_seconds)
+        fit_rates.append(images_per_run / fit_seconds)
+        print(
+            f"  repetition {repetition}: plain {plain_rates[-1]:8.1f} img/s | lightning "
+            f"{lightning_rates[-1]:8.1f} img/s (whole fit() call {fit_rates[-1]:8.1f} img/s)"
+        )
+
+    plain_rate = statistics.median(plain_rates)
+    lightning_rate = statistics.median(lightning_rates)
+    fit_rate = statistics.median(fit_rates)
+    print(f"median over {args.repeats} repetitions:")
+    print(
+        f"plain {plain_rate:.1f} img/s | lightning {lightning_rate:.1f} img/s | "
+        f"ratio {lightning_rate / plain_rate:.3f}"
+    )
+    print(
+        f"(whole trainer.fit() call, with its one-off set-up per {args.steps} steps: {fit_rate:.1f} img/s, "
+        f"ratio {fit_rate / plain_rate:.3f})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,61 @@
+"""Shared helpers: compose the project's configs in-process and run its scripts as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = PROJECT_ROOT / "configs"
+# A tiny timm model and a few batches keep each training test to seconds.
+FAST = [
+    "model.backbone=test_resnet",
+    "trainer.max_epochs=2",
+    "+trainer.limit_train_batches=3",
+    "+trainer.limit_val_batches=2",
+    "+trainer.limit_test_batches=2",
+    "trainer.log_every_n_steps=1",
+    "~callbacks.progress_bar",
+    "~callbacks.model_summary",
+]
+
+
+@pytest.fixture
+def compose_config(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
+    """Return a function that composes a config like the command line does, writing into tmp_path."""
+
+    def _compose(overrides: list[str] = (), config_name: str = "train") -> DictConfig:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            config = compose(config_name=config_name, overrides=list(overrides))
+        with open_dict(config):
+            config.paths.output_dir = str(tmp_path / "run")
+        return config
+
+    yield _compose
+
+
+def run_script(
+    script: str, *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run `python <project>/<script> args...` in `cwd`, the way a user starts a run."""
+    return subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / script), *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def read_results(directory: Path) -> list[dict]:
+    """Return every results.json below `directory`, in path order."""
+    return [json.loads(path.read_text()) for path in sorted(directory.rglob("results.json"))]

@@ -1,0 +1,72 @@
+"""Training in-process: the wiring runs, seeds reproduce, and each logger writes its files."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from {{ cookiecutter.package }}.errors import ConfigurationError
+from {{ cookiecutter.package }}.training import train
+
+from conftest import FAST
+
+
+def test_fast_dev_run_on_cpu_runs_every_stage(compose_config, tmp_path):
+    results = train(compose_config(["debug=fdr", "model.backbone=test_resnet"]))
+    assert {"train/loss", "val/loss", "test/acc"} <= set(results["metrics"])
+    assert json.loads((tmp_path / "run" / "results.json").read_text()) == results
+    assert (tmp_path / "run" / "config.yaml").is_file()
+
+
+def test_same_seed_gives_the_same_validation_loss(compose_config, tmp_path):
+    def val_loss(run: str) -> float:
+        config = compose_config([*FAST, "test=false", "seed=3"])
+        config.paths.output_dir = str(tmp_path / run)
+        return train(config)["metrics"]["val/loss"]
+
+    assert val_loss("first") == val_loss("second")
+
+
+def test_a_second_run_never_overwrites_the_results_of_the_first(compose_config, tmp_path):
+    config = compose_config(["debug=fdr", "model.backbone=test_resnet"])
+    train(config)
+    before = (tmp_path / "run" / "results.json").read_text()
+    with pytest.raises(ConfigurationError, match="already holds the results"):
+        train(config)
+    assert (tmp_path / "run" / "results.json").read_text() == before
+
+
+def test_csv_logger_writes_per_epoch_metrics(compose_config, tmp_path):
+    train(compose_config([*FAST, "logger=csv"]))
+    header, *rows = (tmp_path / "run" / "csv" / "metrics.csv").read_text().splitlines()
+    assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/acc"} <= set(header.split(","))
+    assert len([row for row in rows if row.split(",")[header.split(",").index("val/acc")]]) == 2
+
+
+def test_tensorboard_logger_writes_event_files(compose_config, tmp_path):
+    config = compose_config([*FAST, "logger=tensorboard"])
+    if not (importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX")):
+        with pytest.raises(ConfigurationError, match=r"pip install -e '\.\[tensorboard\]'"):
+            train(config)
+        return
+    train(config)
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_wandb_logs_offline_without_waiting_for_a_login(compose_config, tmp_path, monkeypatch, caplog):
+    for variable in ("WANDB_API_KEY", "WANDB_MODE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb-home"))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    config = compose_config([*FAST, "logger=wandb"])
+    if importlib.util.find_spec("wandb") is None:
+        with pytest.raises(ConfigurationError, match=r"pip install -e '\.\[wandb\]'"):
+            train(config)
+        return
+    train(config)
+    assert "logging offline" in caplog.text
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
