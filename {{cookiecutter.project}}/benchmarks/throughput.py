@@ -11,11 +11,13 @@ of the training framework and of this project's LightningModule, not of data loa
   validation turned off. Everything else runs as in a user's run: the torchmetrics updates and
   `self.log` calls of every training step, Lightning's optimizer closure, the epoch-end metric compute.
 
-Each repetition trains `--steps` batches. The Lightning figure is timed from `on_train_start` to
-`on_train_end` (every step plus the epoch's start and end); the whole `trainer.fit()` call, which also
-builds the optimizer and sets up and tears down the trainer once per run, is printed beside it. After
-a warm-up of both, the repetitions alternate (plain, lightning, plain, ...) because a shared machine's
-speed drifts, and the medians over repetitions are compared.
+Each repetition trains `--steps` batches with a new optimizer in both paths (a fit() builds one), so
+both pay AdamW's state initialisation on their first step. The Lightning figure is timed from
+`on_train_start` to `on_train_end` (every step plus the epoch's start and end); the whole
+`trainer.fit()` call, which also sets up and tears down the trainer once per run, is printed beside
+it. After a warm-up of both, the repetitions alternate (plain, lightning, plain, ...) because a shared
+machine's speed drifts, and the medians over repetitions are compared. Other work on the machine
+distorts the figures (two processes that each use every core slow each other down many times over).
 
 Run it from the project's root after `pip install -e .`:
 
@@ -109,7 +111,6 @@ class PlainLoop:
     def __init__(self, model: torch.nn.Module, device: torch.device, precision: str) -> None:
         self.model = model
         self.device = device
-        self.optimizer = build_optimizer(model, **OPTIMIZER)
         self.precision = precision
 
     def autocast(self):
@@ -118,7 +119,8 @@ class PlainLoop:
         return nullcontext()
 
     def run(self, batches: list[Batch]) -> float:
-        """Train one pass over `batches`; return the seconds it took."""
+        """Train one pass over `batches` with a new optimizer, as each fit() has; return its seconds."""
+        optimizer = build_optimizer(self.model, **OPTIMIZER)
         self.model.train()
         synchronize(self.device)
         started = time.perf_counter()
@@ -127,8 +129,8 @@ class PlainLoop:
                 logits = self.model(images)
                 loss = F.cross_entropy(logits, targets)
             loss.backward()
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
         synchronize(self.device)
         return time.perf_counter() - started
 
@@ -188,6 +190,7 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*validation_step.*")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
 
 
 def main(argv: list[str] | None = None) -> int:

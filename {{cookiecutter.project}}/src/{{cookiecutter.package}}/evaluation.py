@@ -12,7 +12,7 @@ from lightning.pytorch import seed_everything
 from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig
 
-from .console import print_outputs
+from .console import print_outputs, save_config
 from .data import ClassificationDataModule
 from .errors import ConfigurationError
 from .loggers import instantiate_loggers, logger_directories
@@ -57,12 +57,14 @@ def evaluate(config: DictConfig) -> dict[str, Any]:
     }
     if trainer.is_global_zero:
         output_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, output_dir)
         results_path = write_results(output_dir, results)
         print_outputs(
             f"Evaluated {results['checkpoint']}",
             {
                 "run directory": output_dir,
                 "logs": ", ".join(logger_directories(loggers)),
+                "config": output_dir / "config.yaml",
                 "results": results_path,
             },
             metrics,

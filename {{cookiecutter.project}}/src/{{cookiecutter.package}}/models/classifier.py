@@ -64,11 +64,16 @@ class ImageClassifier(LightningModule):
             drop_rate=drop_rate,
             **({} if drop_path_rate is None else {"drop_path_rate": drop_path_rate}),
         )
-        # One metric object per stage (Lightning resets each at the end of its own epochs).
-        self.train_acc = MulticlassAccuracy(num_classes=len(class_names), average="micro")
+        # One metric object per stage. Arguments are not validated and NaNs not looked for on every
+        # step: either would make a GPU wait for the CPU.
+        self.train_acc = MulticlassAccuracy(
+            num_classes=len(class_names), average="micro", validate_args=False
+        )
         self.val_acc = self.train_acc.clone()
         self.test_acc = self.train_acc.clone()
-        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.train_loss = MeanMetric(nan_strategy="disable")
+        self.val_loss = self.train_loss.clone()
+        self.test_loss = self.train_loss.clone()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
@@ -77,14 +82,27 @@ class ImageClassifier(LightningModule):
         images, targets = batch
         logits = self(images)
         loss = F.cross_entropy(logits, targets)
-        # Metric objects accumulate over the epoch (exactly, also across DDP processes); Lightning
-        # computes, logs and resets them at the epoch's end.
-        mean_loss, accuracy = getattr(self, f"{stage}_loss"), getattr(self, f"{stage}_acc")
-        mean_loss.update(loss.detach(), weight=targets.shape[0])
-        accuracy.update(logits.detach(), targets)
-        self.log(f"{stage}/loss", mean_loss, on_step=False, on_epoch=True, prog_bar=True)
-        self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
+        getattr(self, f"{stage}_loss").update(loss.detach(), weight=targets.shape[0])
+        getattr(self, f"{stage}_acc").update(logits.detach(), targets)
         return loss
+
+    def _log_epoch(self, stage: str) -> None:
+        # Logged once per epoch rather than handed to self.log on every step, which costs Lightning
+        # about 0.3 ms per call and step. compute() is exact across DDP processes.
+        for name in ("loss", "acc"):
+            metric = getattr(self, f"{stage}_{name}")
+            if metric.update_called:
+                self.log(f"{stage}/{name}", metric.compute(), prog_bar=True, sync_dist=True)
+            metric.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")
