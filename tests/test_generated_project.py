@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import site
 import subprocess
 import sys
 import venv
@@ -35,9 +36,12 @@ def test_generated_project_passes_its_own_tests(tmp_path, logger):
 def test_generated_project_installs_with_pip_and_trains_from_anywhere(tmp_path):
     project = bake(tmp_path / "bake")
     environment = tmp_path / "venv"
-    # Reuse this environment's torch & co.; the project itself is installed for real, editable.
-    venv.create(environment, system_site_packages=True, with_pip=True)
+    # A fresh environment that sees this one's packages (torch & co., the build backend) through a
+    # .pth file; the project itself is installed into it for real, editable.
+    venv.create(environment, with_pip=True)
     python = environment / "bin" / "python"
+    purelib = run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], cwd=tmp_path)
+    (Path(purelib.stdout.strip()) / "outer.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     install = run(
         [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e", str(project)],
         cwd=tmp_path,

@@ -8,8 +8,8 @@ of the training framework and of this project's LightningModule, not of data loa
   with the optimizer from the project's `build_optimizer` (AdamW, lr 2e-3, weight decay 0.05).
 - lightning: the project's `ImageClassifier` fitted by a `lightning.pytorch.Trainer` on a DataLoader
   over the same list of batches, with checkpointing, logger, progress bar, model summary and
-  validation turned off. Everything else runs as in a user's run: the torchmetrics updates and
-  `self.log` calls of every training step, Lightning's optimizer closure, the epoch-end metric compute.
+  validation turned off. Everything else runs as in a user's run: the torchmetrics updates of every
+  training step, Lightning's optimizer closure, the epoch-end metric compute and logging.
 
 Each repetition trains `--steps` batches with a new optimizer in both paths (a fit() builds one), so
 both pay AdamW's state initialisation on their first step. The Lightning figure is timed from

@@ -28,6 +28,13 @@ FAST = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def wandb_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never reach wandb's servers from a test, even on a machine that is logged in."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+
+
 @pytest.fixture
 def compose_config(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
     """Return a function that composes a config like the command line does, writing into tmp_path."""

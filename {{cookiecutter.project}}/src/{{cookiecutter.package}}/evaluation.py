@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from .console import print_outputs, save_config
 from .data import ClassificationDataModule
 from .errors import ConfigurationError
-from .loggers import instantiate_loggers, logger_directories
+from .loggers import finish_loggers, instantiate_loggers, logger_directories
 from .models import ImageClassifier
 from .results import metrics_as_floats, write_results
 
@@ -47,7 +47,10 @@ def evaluate(config: DictConfig) -> dict[str, Any]:
     datamodule.use_preprocessing(model.hparams.preprocessing)
     loggers = instantiate_loggers(config.get("logger"))
     trainer = instantiate(config.trainer, logger=loggers or False, callbacks=[RichProgressBar()])
-    trainer.test(model, datamodule=datamodule)
+    try:
+        trainer.test(model, datamodule=datamodule)
+    finally:
+        finish_loggers(loggers)
     metrics = metrics_as_floats(trainer.callback_metrics)
     results = {
         "metrics": metrics,

@@ -70,6 +70,19 @@ def instantiate_loggers(config: DictConfig | None) -> list[Logger]:
     return loggers
 
 
+def finish_loggers(loggers: list[Logger]) -> None:
+    """Close what needs closing, so that the next run in this process (a sweep job) starts afresh.
+
+    Lightning leaves the wandb run open; a later WandbLogger would otherwise log into it.
+    """
+    for logger in loggers:
+        if logger.__class__.__name__ == "WandbLogger":
+            import wandb
+
+            if wandb.run is not None:
+                wandb.finish()
+
+
 def logger_directories(loggers: list[Logger]) -> list[str]:
     """Return where each logger writes its files."""
     directories = []

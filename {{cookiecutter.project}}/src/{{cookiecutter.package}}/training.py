@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from .console import print_config, print_outputs, save_config
 from .data import ClassificationDataModule
 from .errors import ConfigurationError
-from .loggers import instantiate_loggers, logger_directories
+from .loggers import finish_loggers, instantiate_loggers, logger_directories
 from .models import ImageClassifier
 from .models.backbone import check_backbone_name
 from .results import RESULTS_FILE, metrics_as_floats, write_results
@@ -61,6 +61,42 @@ def build_trainer(config: DictConfig, callbacks: list[Callback], loggers: list) 
     return instantiate(config.trainer, callbacks=callbacks, logger=loggers or False)
 
 
+def fit_and_test(
+    config: DictConfig, trainer: Trainer, model: ImageClassifier, datamodule: ClassificationDataModule
+) -> dict[str, float]:
+    """Fit, then test the best checkpoint (or the final weights when none was saved)."""
+    trainer.fit(model, datamodule=datamodule, ckpt_path=config.get("ckpt_path"))
+    metrics = metrics_as_floats(trainer.callback_metrics)
+    if config.get("test"):
+        checkpoint = trainer.checkpoint_callback
+        best_checkpoint = checkpoint.best_model_path if checkpoint is not None else ""
+        if not best_checkpoint:
+            log.warning(
+                "No checkpoint saved (fast_dev_run or no checkpoint callback): testing the final weights."
+            )
+        trainer.test(model, datamodule=datamodule, ckpt_path=best_checkpoint or None, weights_only=True)
+        metrics.update(metrics_as_floats(trainer.callback_metrics))
+    return metrics
+
+
+def describe_run(
+    trainer: Trainer, metrics: dict[str, float], output_dir: Path, seconds: float
+) -> dict[str, Any]:
+    """Return the content of results.json: final metrics and where the checkpoints are."""
+    checkpoint = trainer.checkpoint_callback
+    best_score = None if checkpoint is None else checkpoint.best_model_score
+    return {
+        "metrics": metrics,
+        "monitor": None if checkpoint is None else checkpoint.monitor,
+        "best_score": None if best_score is None else float(best_score),
+        "best_checkpoint": (checkpoint.best_model_path or None) if checkpoint is not None else None,
+        "last_checkpoint": (checkpoint.last_model_path or None) if checkpoint is not None else None,
+        "epochs": trainer.current_epoch,
+        "output_dir": str(output_dir),
+        "wall_time_s": round(seconds, 2),
+    }
+
+
 def train(config: DictConfig) -> dict[str, Any]:
     """Fit the model, test its best checkpoint, and write results.json; return those results."""
     started = time.perf_counter()
@@ -76,34 +112,12 @@ def train(config: DictConfig) -> dict[str, Any]:
         print_config(config)
         output_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, output_dir)
+    try:
+        metrics = fit_and_test(config, trainer, model, datamodule)
+    finally:
+        finish_loggers(loggers)
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=config.get("ckpt_path"))
-    metrics = metrics_as_floats(trainer.callback_metrics)
-
-    checkpoint = trainer.checkpoint_callback
-    best_checkpoint = checkpoint.best_model_path if checkpoint is not None else ""
-    if config.get("test"):
-        if not best_checkpoint:
-            log.warning(
-                "No checkpoint was saved (fast_dev_run or no checkpoint callback): testing the final weights."
-            )
-        trainer.test(model, datamodule=datamodule, ckpt_path=best_checkpoint or None, weights_only=True)
-        metrics.update(metrics_as_floats(trainer.callback_metrics))
-
-    results = {
-        "metrics": metrics,
-        "monitor": checkpoint.monitor if checkpoint is not None else None,
-        "best_score": (
-            float(checkpoint.best_model_score)
-            if checkpoint is not None and checkpoint.best_model_score is not None
-            else None
-        ),
-        "best_checkpoint": best_checkpoint or None,
-        "last_checkpoint": (checkpoint.last_model_path or None) if checkpoint is not None else None,
-        "epochs": trainer.current_epoch,
-        "output_dir": str(output_dir),
-        "wall_time_s": round(time.perf_counter() - started, 2),
-    }
+    results = describe_run(trainer, metrics, output_dir, time.perf_counter() - started)
     if trainer.is_global_zero:
         results_path = write_results(output_dir, results)
         print_outputs(
