@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from lightning.pytorch import Callback, Trainer
 from torch.utils.data import DataLoader
 
+from {{ cookiecutter.package }}.allocator import keep_freed_memory_for_reuse
 from {{ cookiecutter.package }}.data.digits import load_digits
 from {{ cookiecutter.package }}.data.transforms import resolve_preprocessing
 from {{ cookiecutter.package }}.models import ImageClassifier, create_backbone
@@ -68,6 +69,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--precision", choices=PRECISIONS, default="32-true", help="default: 32-true")
     parser.add_argument("--channels-last", action="store_true", help="channels-last model and inputs")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="leave glibc's malloc at its defaults instead of tuning it as train.py does (keep_freed_memory)",
+    )
     args = parser.parse_args(argv)
     for name in ("image_size", "batch_size", "steps", "repeats", "threads"):
         value = getattr(args, name)
@@ -199,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     torch.set_float32_matmul_precision("high")  # as train.py sets it (TF32 on GPUs that have it)
+    malloc = "glibc defaults"
+    if not args.default_malloc and keep_freed_memory_for_reuse():  # as train.py does
+        malloc = "malloc keeps freed memory"
     torch.manual_seed(0)
     device = torch.device(args.device)
 
@@ -223,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{args.backbone} at {args.image_size} px, batch {args.batch_size}, {args.steps} steps x "
         f"{args.repeats} repetitions, {args.device}, {args.precision}"
-        f"{', channels-last' if args.channels_last else ''}, {torch.get_num_threads()} CPU threads"
+        f"{', channels-last' if args.channels_last else ''}, {torch.get_num_threads()} CPU threads, {malloc}"
     )
     plain.run(batches)  # warm-up: allocator, kernels, optimizer state, Lightning's first-fit imports
     lightning.run(batches)

@@ -70,3 +70,12 @@ def test_wandb_logs_offline_without_waiting_for_a_login(compose_config, tmp_path
     train(config)
     assert "logging offline" in caplog.text
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
+
+
+def test_malloc_tuning_applies_where_glibc_is_the_c_library():
+    import platform
+
+    from {{ cookiecutter.package }}.allocator import keep_freed_memory_for_reuse
+
+    on_glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert keep_freed_memory_for_reuse() == on_glibc

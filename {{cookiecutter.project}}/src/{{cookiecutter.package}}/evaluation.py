@@ -12,6 +12,7 @@ from lightning.pytorch import seed_everything
 from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig
 
+from .allocator import keep_freed_memory_for_reuse
 from .console import print_outputs, save_config
 from .data import ClassificationDataModule
 from .errors import ConfigurationError
@@ -34,6 +35,8 @@ def evaluate(config: DictConfig) -> dict[str, Any]:
     """Test the checkpoint `config.ckpt_path` and write results.json; return those results."""
     started = time.perf_counter()
     torch.set_float32_matmul_precision(config.float32_matmul_precision)
+    if config.get("keep_freed_memory"):
+        keep_freed_memory_for_reuse()
     seed_everything(config.seed, workers=True)
     output_dir = Path(config.paths.output_dir)
     model = load_classifier(config.ckpt_path)

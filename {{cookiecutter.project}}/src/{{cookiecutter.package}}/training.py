@@ -13,6 +13,7 @@ from lightning.pytorch import Callback, Trainer, seed_everything
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
+from .allocator import keep_freed_memory_for_reuse
 from .console import print_config, print_outputs, save_config
 from .data import ClassificationDataModule
 from .errors import ConfigurationError
@@ -101,6 +102,8 @@ def train(config: DictConfig) -> dict[str, Any]:
     """Fit the model, test its best checkpoint, and write results.json; return those results."""
     started = time.perf_counter()
     torch.set_float32_matmul_precision(config.float32_matmul_precision)
+    if config.get("keep_freed_memory"):
+        keep_freed_memory_for_reuse()
     seed_everything(config.seed, workers=True)
     output_dir = Path(config.paths.output_dir)
     check_output_dir_is_new(output_dir)
