@@ -6,18 +6,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from hydra.utils import instantiate
-from lightning.pytorch import seed_everything
 from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig
 
-from .allocator import keep_freed_memory_for_reuse
 from .console import print_outputs, save_config
 from .data import ClassificationDataModule
 from .errors import ConfigurationError
 from .loggers import finish_loggers, instantiate_loggers, logger_directories
 from .models import ImageClassifier
+from .process import configure_process
 from .results import metrics_as_floats, write_results
 
 
@@ -34,10 +32,7 @@ def load_classifier(checkpoint_path: str | Path) -> ImageClassifier:
 def evaluate(config: DictConfig) -> dict[str, Any]:
     """Test the checkpoint `config.ckpt_path` and write results.json; return those results."""
     started = time.perf_counter()
-    torch.set_float32_matmul_precision(config.float32_matmul_precision)
-    if config.get("keep_freed_memory"):
-        keep_freed_memory_for_reuse()
-    seed_everything(config.seed, workers=True)
+    configure_process(config)
     output_dir = Path(config.paths.output_dir)
     model = load_classifier(config.ckpt_path)
 

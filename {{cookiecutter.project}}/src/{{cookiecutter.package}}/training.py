@@ -7,19 +7,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from hydra.utils import instantiate
-from lightning.pytorch import Callback, Trainer, seed_everything
+from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
-from .allocator import keep_freed_memory_for_reuse
 from .console import print_config, print_outputs, save_config
 from .data import ClassificationDataModule
 from .errors import ConfigurationError
 from .loggers import finish_loggers, instantiate_loggers, logger_directories
 from .models import ImageClassifier
 from .models.backbone import check_backbone_name
+from .process import configure_process
 from .results import RESULTS_FILE, metrics_as_floats, write_results
 
 log = logging.getLogger(__name__)
@@ -101,10 +100,7 @@ def describe_run(
 def train(config: DictConfig) -> dict[str, Any]:
     """Fit the model, test its best checkpoint, and write results.json; return those results."""
     started = time.perf_counter()
-    torch.set_float32_matmul_precision(config.float32_matmul_precision)
-    if config.get("keep_freed_memory"):
-        keep_freed_memory_for_reuse()
-    seed_everything(config.seed, workers=True)
+    configure_process(config)
     output_dir = Path(config.paths.output_dir)
     check_output_dir_is_new(output_dir)
 

@@ -1,0 +1,17 @@
+"""Process-wide settings every run applies before building anything: precision, malloc, seeds."""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch import seed_everything
+from omegaconf import DictConfig
+
+from .allocator import keep_freed_memory_for_reuse
+
+
+def configure_process(config: DictConfig) -> None:
+    """Apply `float32_matmul_precision`, `keep_freed_memory` and `seed` (also for loader workers)."""
+    torch.set_float32_matmul_precision(config.float32_matmul_precision)
+    if config.get("keep_freed_memory"):
+        keep_freed_memory_for_reuse()
+    seed_everything(config.seed, workers=True)
