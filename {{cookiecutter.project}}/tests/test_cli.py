@@ -79,6 +79,21 @@ def test_pretrained_weights_without_network_say_how_to_load_a_local_file(tmp_pat
     assert "Traceback" not in result.stderr + result.stdout
 
 
+def test_eval_never_writes_into_a_training_run_directory(tmp_path):
+    trained = run_script("train.py", "debug=limit", "model.backbone=test_resnet", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    [results] = read_results(tmp_path / "logs")
+    before = (Path(results["output_dir"]) / "results.json").read_text()
+    evaluated = run_script(
+        "eval.py",
+        f"ckpt_path={results['best_checkpoint']}",
+        f"hydra.run.dir={results['output_dir']}",
+        cwd=tmp_path,
+    )
+    assert evaluated.returncode == 1 and "already holds the results" in evaluated.stderr
+    assert (Path(results["output_dir"]) / "results.json").read_text() == before
+
+
 @pytest.mark.slow
 def test_default_training_reaches_98_percent_test_accuracy(tmp_path):
     result = run_script("train.py", cwd=tmp_path)

@@ -53,14 +53,15 @@ def test_eval_config_composes_and_requires_a_checkpoint(compose_config):
     assert "model" not in config  # the model comes from the checkpoint
 
 
-def test_callbacks_instantiate_with_checkpointing_on_validation_accuracy(compose_config):
+def test_callbacks_keep_the_best_checkpoint_by_validation_accuracy_and_the_last(compose_config):
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     from {{ cookiecutter.package }}.training import instantiate_callbacks
 
     callbacks = instantiate_callbacks(compose_config().callbacks)
-    checkpoint = next(c for c in callbacks if isinstance(c, ModelCheckpoint))
-    assert (checkpoint.monitor, checkpoint.mode, checkpoint.save_last) == ("val/acc", "max", True)
+    best, last = (c for c in callbacks if isinstance(c, ModelCheckpoint))
+    assert (best.monitor, best.mode, best.save_top_k) == ("val/acc", "max", 1)
+    assert (last.monitor, last.filename) == (None, "last")
     assert any(isinstance(c, EarlyStopping) for c in callbacks)
 
 

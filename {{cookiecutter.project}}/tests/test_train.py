@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 
 import pytest
 
@@ -36,6 +37,39 @@ def test_a_second_run_never_overwrites_the_results_of_the_first(compose_config, 
     with pytest.raises(ConfigurationError, match="already holds the results"):
         train(config)
     assert (tmp_path / "run" / "results.json").read_text() == before
+
+
+def test_last_checkpoint_is_the_final_step_and_resuming_continues_the_new_schedule(compose_config, tmp_path):
+    import torch
+
+    first = train(compose_config([*FAST, "test=false"]))
+    assert torch.load(first["last_checkpoint"], weights_only=True)["global_step"] == 6  # 2 epochs x 3 batches
+
+    config = compose_config(
+        [*FAST, "test=false", "trainer.max_epochs=3", f"ckpt_path={first['last_checkpoint']}"]
+    )
+    config.paths.output_dir = str(tmp_path / "resumed")
+    resumed = train(config)
+    assert resumed["epochs"] == 3
+    # The learning rate of the third epoch follows a 3-epoch cosine, not the 2-epoch one that had ended.
+    assert resumed["metrics"]["lr-AdamW/pg1"] > 1e-4
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainer.max_epochs=0", "trainer.max_epochs=0: train for at least 1 epoch"),
+        ("ckpt_path=/nonexistent/last.ckpt", "no such checkpoint file"),
+        ("trainer.precision=bogus", "Precision 'bogus' is invalid"),
+        ("float32_matmul_precision=medum", "use one of highest, high, medium"),
+        ("data.val_fraction=0", "data.val_fraction=0 must be above 0"),
+        ("data.image_size=0", "data.image_size=0 must be at least 1"),
+        ("optimizer.lr=-1", "Invalid learning rate"),
+    ],
+)
+def test_bad_settings_fail_with_a_message_naming_them(compose_config, override, message):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        train(compose_config([*FAST, override]))
 
 
 def test_csv_logger_writes_per_epoch_metrics(compose_config, tmp_path):

@@ -15,14 +15,15 @@ from .errors import ConfigurationError
 USER_ERRORS = (ConfigurationError, MisconfigurationException)
 
 
-def find_user_error(error: BaseException) -> BaseException | None:
-    """Return the user-input error behind `error` (Hydra wraps errors raised while instantiating)."""
+def find_user_error(error: BaseException | None) -> BaseException | None:
+    """Return the user-input error behind `error`, following explicit causes (`raise ... from`),
+    as Hydra's errors for failed instantiations carry them."""
     seen = set()
     while error is not None and id(error) not in seen:
         if isinstance(error, USER_ERRORS):
             return error
         seen.add(id(error))
-        error = error.__cause__ or error.__context__
+        error = error.__cause__
     return None
 
 
@@ -53,7 +54,7 @@ def run_task(task: Callable[[Any], Any], config: Any) -> Any:
         if user_error is None:
             raise
         hint = ""
-        if isinstance(user_error, MisconfigurationException):
+        if any(word in str(user_error).lower() for word in ("gpu", "cuda", "mps", "accelerator")):
             hint = " Check that the trainer preset fits this machine (trainer=cpu, gpu, ddp, ddp_sim or mps)."
         print(f"Error: {user_error}{hint}", file=sys.stderr)
         sys.exit(1)

@@ -12,11 +12,11 @@ from omegaconf import DictConfig
 
 from .console import print_outputs, save_config
 from .data import ClassificationDataModule
-from .errors import ConfigurationError
+from .errors import ConfigurationError, instantiate_checked
 from .loggers import finish_loggers, instantiate_loggers, logger_directories
 from .models import ImageClassifier
 from .process import configure_process
-from .results import metrics_as_floats, write_results
+from .results import check_output_dir_is_new, metrics_as_floats, write_results
 
 
 def load_classifier(checkpoint_path: str | Path) -> ImageClassifier:
@@ -34,9 +34,10 @@ def evaluate(config: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     configure_process(config)
     output_dir = Path(config.paths.output_dir)
+    check_output_dir_is_new(output_dir)
     model = load_classifier(config.ckpt_path)
 
-    datamodule: ClassificationDataModule = instantiate(config.data)
+    datamodule: ClassificationDataModule = instantiate_checked(config.data)
     if list(datamodule.class_names) != list(model.class_names):
         raise ConfigurationError(
             f"The checkpoint was trained on classes {model.class_names}, the data has "

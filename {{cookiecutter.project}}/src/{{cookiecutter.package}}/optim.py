@@ -38,8 +38,10 @@ def build_optimizer(model: nn.Module, opt: str, lr: float, **kwargs: Any) -> Opt
         )
     try:
         return create_optimizer_v2(model, opt=opt, lr=lr, **kwargs)
-    except TypeError as error:
-        raise ConfigurationError(f"optimizer options {kwargs} do not fit {opt!r}: {error}") from error
+    except (TypeError, ValueError) as error:
+        raise ConfigurationError(
+            f"optimizer options lr={lr}, {kwargs} do not fit {opt!r}: {error}"
+        ) from error
 
 
 def build_scheduler(

@@ -7,11 +7,19 @@ from lightning.pytorch import seed_everything
 from omegaconf import DictConfig
 
 from .allocator import keep_freed_memory_for_reuse
+from .errors import ConfigurationError
+
+MATMUL_PRECISIONS = ("highest", "high", "medium")
 
 
 def configure_process(config: DictConfig) -> None:
     """Apply `float32_matmul_precision`, `keep_freed_memory` and `seed` (also for loader workers)."""
-    torch.set_float32_matmul_precision(config.float32_matmul_precision)
+    precision = config.float32_matmul_precision
+    if precision not in MATMUL_PRECISIONS:
+        raise ConfigurationError(
+            f"float32_matmul_precision={precision!r}: use one of {', '.join(MATMUL_PRECISIONS)}."
+        )
+    torch.set_float32_matmul_precision(precision)
     if config.get("keep_freed_memory"):
         keep_freed_memory_for_reuse()
     seed_everything(config.seed, workers=True)

@@ -10,7 +10,19 @@ from typing import Any
 
 import torch
 
+from .errors import ConfigurationError
+
 RESULTS_FILE = "results.json"
+
+
+def check_output_dir_is_new(output_dir: Path) -> None:
+    """Refuse to write into a directory that holds another run's results or checkpoints."""
+    checkpoints = output_dir / "checkpoints"
+    if (output_dir / RESULTS_FILE).exists() or (checkpoints.is_dir() and any(checkpoints.iterdir())):
+        raise ConfigurationError(
+            f"{output_dir} already holds the results or checkpoints of another run, which this run "
+            "would overwrite. Leave hydra.run.dir at its default or choose a new directory."
+        )
 
 
 def metrics_as_floats(metrics: Mapping[str, Any]) -> dict[str, float]:

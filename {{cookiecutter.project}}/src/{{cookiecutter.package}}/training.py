@@ -7,6 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor
@@ -14,12 +17,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from .console import print_config, print_outputs, save_config
 from .data import ClassificationDataModule
-from .errors import ConfigurationError
+from .errors import ConfigurationError, instantiate_checked
 from .loggers import finish_loggers, instantiate_loggers, logger_directories
 from .models import ImageClassifier
 from .models.backbone import check_backbone_name
 from .process import configure_process
-from .results import RESULTS_FILE, metrics_as_floats, write_results
+from .results import check_output_dir_is_new, metrics_as_floats, write_results
 
 log = logging.getLogger(__name__)
 
@@ -29,22 +32,12 @@ def instantiate_callbacks(config: DictConfig | None) -> list[Callback]:
     return [instantiate(entry) for entry in (config or {}).values() if entry is not None]
 
 
-def check_output_dir_is_new(output_dir: Path) -> None:
-    """Refuse to write into a directory that holds another run's results or checkpoints."""
-    checkpoints = output_dir / "checkpoints"
-    if (output_dir / RESULTS_FILE).exists() or (checkpoints.is_dir() and any(checkpoints.iterdir())):
-        raise ConfigurationError(
-            f"{output_dir} already holds the results or checkpoints of another run, which this run "
-            "would overwrite. Leave hydra.run.dir at its default or choose a new directory."
-        )
-
-
 def build_datamodule_and_model(config: DictConfig) -> tuple[ClassificationDataModule, ImageClassifier]:
     """Instantiate the data module, then the model for its classes and preprocessing."""
     check_backbone_name(config.model.backbone)  # before anything slow, and before timm's own errors
-    datamodule: ClassificationDataModule = instantiate(config.data)
+    datamodule: ClassificationDataModule = instantiate_checked(config.data)
     preprocessing = datamodule.resolve_preprocessing(config.model.backbone)
-    model: ImageClassifier = instantiate(
+    model: ImageClassifier = instantiate_checked(
         config.model,
         class_names=datamodule.class_names,
         preprocessing=preprocessing,
@@ -55,42 +48,77 @@ def build_datamodule_and_model(config: DictConfig) -> tuple[ClassificationDataMo
     return datamodule, model
 
 
+def check_run_settings(config: DictConfig) -> None:
+    """Refuse settings that would fail late or silently train nothing, naming the key to change."""
+    max_epochs = config.trainer.get("max_epochs")
+    if max_epochs is None or max_epochs < 1:
+        raise ConfigurationError(
+            f"trainer.max_epochs={max_epochs}: train for at least 1 epoch (the schedule spans the epochs)."
+        )
+    ckpt_path = config.get("ckpt_path")
+    if ckpt_path and not Path(ckpt_path).expanduser().is_file():
+        raise ConfigurationError(f"ckpt_path={ckpt_path!r}: no such checkpoint file to resume from.")
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    if multirun and config.trainer.get("strategy") and "ddp" in str(config.trainer.strategy):
+        raise ConfigurationError(
+            "DDP (trainer=ddp or ddp_sim) inside a multirun (-m) is not supported yet: Lightning would "
+            "restart the whole sweep in every process. Run the jobs one by one, or sweep on one device."
+        )
+
+
 def build_trainer(config: DictConfig, callbacks: list[Callback], loggers: list) -> Trainer:
     if not loggers:
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    return instantiate(config.trainer, callbacks=callbacks, logger=loggers or False)
+    try:
+        return instantiate(config.trainer, callbacks=callbacks, logger=loggers or False)
+    except InstantiationException as error:
+        # Lightning rejects bad values (precision, accelerator, devices, ...) when the Trainer is built.
+        cause = error.__cause__ or error
+        raise ConfigurationError(f"Invalid trainer settings: {cause}") from cause
+
+
+def checkpoint_paths(trainer: Trainer) -> dict[str, Any]:
+    """Return the monitored metric, the best checkpoint and score, and the latest checkpoint."""
+    monitored = [c for c in trainer.checkpoint_callbacks if c.monitor is not None]
+    latest = [c for c in trainer.checkpoint_callbacks if c.monitor is None]
+    best = monitored[0] if monitored else None
+    return {
+        "monitor": best.monitor if best else None,
+        "best_score": float(best.best_model_score) if best and best.best_model_score is not None else None,
+        "best_checkpoint": (best.best_model_path or None) if best else None,
+        "last_checkpoint": (latest[0].best_model_path or None) if latest else None,
+    }
 
 
 def fit_and_test(
     config: DictConfig, trainer: Trainer, model: ImageClassifier, datamodule: ClassificationDataModule
-) -> dict[str, float]:
-    """Fit, then test the best checkpoint (or the final weights when none was saved)."""
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Fit, then test the best checkpoint (or the final weights when none was saved).
+
+    Returns the metrics and the checkpoint paths as they were after fitting (testing a checkpoint
+    restores the callbacks' state from it).
+    """
     trainer.fit(model, datamodule=datamodule, ckpt_path=config.get("ckpt_path"))
     metrics = metrics_as_floats(trainer.callback_metrics)
+    checkpoints = checkpoint_paths(trainer)
     if config.get("test"):
-        checkpoint = trainer.checkpoint_callback
-        best_checkpoint = checkpoint.best_model_path if checkpoint is not None else ""
+        best_checkpoint = checkpoints["best_checkpoint"]
         if not best_checkpoint:
             log.warning(
-                "No checkpoint saved (fast_dev_run or no checkpoint callback): testing the final weights."
+                "No best checkpoint was saved (debug=fdr or no model_checkpoint): testing the final weights."
             )
-        trainer.test(model, datamodule=datamodule, ckpt_path=best_checkpoint or None, weights_only=True)
+        trainer.test(model, datamodule=datamodule, ckpt_path=best_checkpoint, weights_only=True)
         metrics.update(metrics_as_floats(trainer.callback_metrics))
-    return metrics
+    return metrics, checkpoints
 
 
 def describe_run(
-    trainer: Trainer, metrics: dict[str, float], output_dir: Path, seconds: float
+    trainer: Trainer, metrics: dict[str, float], checkpoints: dict[str, Any], output_dir: Path, seconds: float
 ) -> dict[str, Any]:
     """Return the content of results.json: final metrics and where the checkpoints are."""
-    checkpoint = trainer.checkpoint_callback
-    best_score = None if checkpoint is None else checkpoint.best_model_score
     return {
         "metrics": metrics,
-        "monitor": None if checkpoint is None else checkpoint.monitor,
-        "best_score": None if best_score is None else float(best_score),
-        "best_checkpoint": (checkpoint.best_model_path or None) if checkpoint is not None else None,
-        "last_checkpoint": (checkpoint.last_model_path or None) if checkpoint is not None else None,
+        **checkpoints,
         "epochs": trainer.current_epoch,
         "output_dir": str(output_dir),
         "wall_time_s": round(seconds, 2),
@@ -103,6 +131,7 @@ def train(config: DictConfig) -> dict[str, Any]:
     configure_process(config)
     output_dir = Path(config.paths.output_dir)
     check_output_dir_is_new(output_dir)
+    check_run_settings(config)
 
     datamodule, model = build_datamodule_and_model(config)
     loggers = instantiate_loggers(config.get("logger"))
@@ -112,11 +141,11 @@ def train(config: DictConfig) -> dict[str, Any]:
         output_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, output_dir)
     try:
-        metrics = fit_and_test(config, trainer, model, datamodule)
+        metrics, checkpoints = fit_and_test(config, trainer, model, datamodule)
     finally:
         finish_loggers(loggers)
 
-    results = describe_run(trainer, metrics, output_dir, time.perf_counter() - started)
+    results = describe_run(trainer, metrics, checkpoints, output_dir, time.perf_counter() - started)
     if trainer.is_global_zero:
         results_path = write_results(output_dir, results)
         print_outputs(

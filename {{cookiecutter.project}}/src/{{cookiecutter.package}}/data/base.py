@@ -51,6 +51,8 @@ class ClassificationDataModule(LightningDataModule):
             raise ConfigurationError(f"data.batch_size={batch_size} must be at least 1.")
         if num_workers < 0:
             raise ConfigurationError(f"data.num_workers={num_workers} must be 0 or more.")
+        if image_size is not None and image_size < 1:
+            raise ConfigurationError(f"data.image_size={image_size} must be at least 1 pixel.")
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.image_size = image_size

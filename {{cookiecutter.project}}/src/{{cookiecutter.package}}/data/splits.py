@@ -15,8 +15,9 @@ def stratified_split(
     Returns sorted index arrays under "train", "val" and "test"; no index is in two splits.
     """
     for name, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not 0.0 <= fraction < 1.0:
-            raise ConfigurationError(f"data.{name}={fraction} must be at least 0 and below 1.")
+        if not 0.0 < fraction < 1.0:
+            # Validation picks the best checkpoint and the test split measures it: both must exist.
+            raise ConfigurationError(f"data.{name}={fraction} must be above 0 and below 1.")
     if val_fraction + test_fraction >= 1.0:
         raise ConfigurationError(
             f"data.val_fraction + data.test_fraction = {val_fraction + test_fraction:g} leaves no "

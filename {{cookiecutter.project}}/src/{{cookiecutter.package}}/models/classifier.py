@@ -131,3 +131,13 @@ class ImageClassifier(LightningModule):
     def lr_scheduler_step(self, scheduler, metric) -> None:
         # timm schedulers count optimizer updates; they also apply per-group lr_scale (layer decay).
         scheduler.step_update(num_updates=self.global_step)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # A timm schedule is a function of the update count, built from this run's config; restoring
+        # the saved one would bring back the old run's length (e.g. when resuming with more epochs).
+        checkpoint["lr_schedulers"] = []
+
+    def on_train_start(self) -> None:
+        # Set the learning rate for the first step, also when resuming mid-schedule.
+        for config in self.trainer.lr_scheduler_configs:
+            config.scheduler.step_update(num_updates=self.global_step)
