@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hydra.utils import instantiate
 from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig
 
@@ -17,6 +16,7 @@ from .loggers import finish_loggers, instantiate_loggers, logger_directories
 from .models import ImageClassifier
 from .process import configure_process
 from .results import check_output_dir_is_new, metrics_as_floats, write_results
+from .training import build_trainer
 
 
 def load_classifier(checkpoint_path: str | Path) -> ImageClassifier:
@@ -45,7 +45,7 @@ def evaluate(config: DictConfig) -> dict[str, Any]:
         )
     datamodule.use_preprocessing(model.hparams.preprocessing)
     loggers = instantiate_loggers(config.get("logger"))
-    trainer = instantiate(config.trainer, logger=loggers or False, callbacks=[RichProgressBar()])
+    trainer = build_trainer(config, [RichProgressBar()], loggers)
     try:
         trainer.test(model, datamodule=datamodule)
     finally:

@@ -67,6 +67,7 @@ def check_run_settings(config: DictConfig) -> None:
 
 
 def build_trainer(config: DictConfig, callbacks: list[Callback], loggers: list) -> Trainer:
+    """Instantiate the `trainer` group; settings Lightning rejects become a ConfigurationError."""
     if not loggers:
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     try:
