@@ -22,13 +22,16 @@ def all_options() -> list[tuple[str, str]]:
 def test_every_group_documented_in_the_issue_exists():
     groups = {group for group, _ in all_options()}
     expected = {"data", "model", "optimizer", "scheduler", "trainer", "callbacks", "logger", "paths", "hydra"}
+    expected |= {"finetune", "ema"}
     assert expected | GROUPS_WITHOUT_DEFAULT <= groups
 
 
 @pytest.mark.parametrize(("group", "option"), all_options())
 def test_every_config_option_composes(compose_config, group, option):
     config = compose_config([f"{group}={option}"])
-    if group not in {"hydra", "debug", "experiment"}:
+    if group == "ema":  # an entry of the callbacks group when enabled
+        assert ("ema" in config.callbacks) == (option != "none")
+    elif group not in {"hydra", "debug", "experiment"}:
         assert group in config
 
 

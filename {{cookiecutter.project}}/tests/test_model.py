@@ -41,9 +41,15 @@ def test_missing_weights_file_is_named():
 def test_norm_and_bias_parameters_get_no_weight_decay():
     model = timm.create_model("test_resnet", num_classes=10)
     optimizer = build_optimizer(model, opt="adamw", lr=1e-3, weight_decay=0.05)
-    assert sorted(group["weight_decay"] for group in optimizer.param_groups) == [0.0, 0.05]
-    no_decay_params = next(g["params"] for g in optimizer.param_groups if g["weight_decay"] == 0.0)
-    assert all(p.ndim <= 1 for p in no_decay_params)
+    names = {id(p): name for name, p in model.named_parameters()}
+    for group in optimizer.param_groups:
+        for parameter in group["params"]:
+            is_norm_or_bias = parameter.ndim <= 1
+            assert group["weight_decay"] == (0.0 if is_norm_or_bias else 0.05), names[id(parameter)]
+    assert {group["weight_decay"] for group in optimizer.param_groups} == {0.0, 0.05}
+    # Every trainable parameter is in exactly one group.
+    grouped = [id(p) for group in optimizer.param_groups for p in group["params"]]
+    assert sorted(grouped) == sorted(names)
 
 
 def test_unknown_optimizer_and_schedule_options_are_named():
@@ -58,7 +64,7 @@ def test_unknown_optimizer_and_schedule_options_are_named():
 def test_cosine_schedule_warms_up_per_step_then_decays():
     model = timm.create_model("test_resnet", num_classes=10)
     optimizer = build_optimizer(model, opt="sgd", lr=0.1)
-    scheduler = build_scheduler(
+    scheduler, stepping = build_scheduler(
         optimizer,
         sched="cosine",
         num_epochs=4,
@@ -68,6 +74,7 @@ def test_cosine_schedule_warms_up_per_step_then_decays():
         warmup_lr=0.0,
         min_lr=0.0,
     )
+    assert stepping == {"interval": "step"}
     rates = []
     for step in range(40):
         scheduler.step_update(num_updates=step)

@@ -52,7 +52,7 @@ def test_last_checkpoint_is_the_final_step_and_resuming_continues_the_new_schedu
     resumed = train(config)
     assert resumed["epochs"] == 3
     # The learning rate of the third epoch follows a 3-epoch cosine, not the 2-epoch one that had ended.
-    assert resumed["metrics"]["lr-AdamW/pg1"] > 1e-4
+    assert resumed["metrics"]["lr/backbone"] > 1e-4
 
 
 @pytest.mark.parametrize(

@@ -7,12 +7,17 @@ from typing import Any
 
 from timm.optim import create_optimizer_v2, list_optimizers
 from timm.scheduler import create_scheduler_v2
+from timm.scheduler.scheduler import Scheduler
 from torch import nn
 from torch.optim import Optimizer
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from .errors import ConfigurationError
+from .finetune import parameter_groups
 
-NO_SCHEDULE = ("none", None)
+# "none" keeps optimizer.lr; it is timm's constant schedule, so per-group lr_scale still applies.
+CONSTANT_SCHEDULES = ("none", "constant", None)
+PLATEAU_OPTIONS = {"monitor", "plateau_mode", "decay_rate", "patience_epochs", "min_lr", "threshold"}
 
 
 def _check_arguments(function, group: str, arguments: dict[str, Any]) -> None:
@@ -26,10 +31,21 @@ def _check_arguments(function, group: str, arguments: dict[str, Any]) -> None:
         )
 
 
-def build_optimizer(model: nn.Module, opt: str, lr: float, **kwargs: Any) -> Optimizer:
-    """Create `opt` (any name from timm.optim.list_optimizers()) over the model's parameters.
+def build_optimizer(
+    model: nn.Module,
+    opt: str,
+    lr: float,
+    weight_decay: float = 0.0,
+    backbone_lr_scale: float = 1.0,
+    layer_decay: float | None = None,
+    weight_decay_exclude_1d: bool = True,
+    **kwargs: Any,
+) -> Optimizer:
+    """Create `opt` (any name from timm.optim.list_optimizers()) over the model's trainable parameters.
 
-    timm's factory puts norm and bias parameters in a group without weight decay.
+    Parameters are grouped by `finetune.parameter_groups`: classifier and backbone apart (the backbone
+    at `backbone_lr_scale`), norm and bias parameters without weight decay, and with `layer_decay`
+    one group per layer. Each group's `lr_scale` is applied by the scheduler (see build_scheduler).
     """
     if opt.lower() not in list_optimizers():
         raise ConfigurationError(
@@ -37,23 +53,41 @@ def build_optimizer(model: nn.Module, opt: str, lr: float, **kwargs: Any) -> Opt
             "adamw, sgd, adam, lamb, lion."
         )
     try:
-        return create_optimizer_v2(model, opt=opt, lr=lr, **kwargs)
+        return create_optimizer_v2(
+            model,
+            opt=opt,
+            lr=lr,
+            weight_decay=weight_decay,
+            param_group_fn=lambda module: parameter_groups(
+                module,
+                weight_decay=weight_decay,
+                backbone_lr_scale=backbone_lr_scale,
+                layer_decay=layer_decay,
+                weight_decay_exclude_1d=weight_decay_exclude_1d,
+            ),
+            **kwargs,
+        )
     except (TypeError, ValueError) as error:
         raise ConfigurationError(
-            f"optimizer options lr={lr}, {kwargs} do not fit {opt!r}: {error}"
+            f"optimizer options lr={lr}, weight_decay={weight_decay}, {kwargs} do not fit {opt!r}: {error}"
         ) from error
 
 
 def build_scheduler(
     optimizer: Optimizer, sched: str | None, num_epochs: int, updates_per_epoch: int, **kwargs: Any
-):
-    """Create a timm scheduler stepped per optimizer update, or None for a constant learning rate.
+) -> tuple[Scheduler | ReduceLROnPlateau, dict[str, Any]]:
+    """Create the learning-rate schedule and the Lightning settings it is stepped with.
 
-    The whole schedule spans `num_epochs`: with `warmup_prefix` the decay starts after the warmup and
-    fits in the epochs that remain.
+    timm schedules (cosine, step, multistep, poly, tanh, constant, and "none" = constant) are stepped
+    after every optimizer update and span `num_epochs`: with `warmup_prefix` the decay starts after
+    the warmup and fits in the epochs that remain. They apply each group's `lr_scale`. "plateau" is
+    torch's ReduceLROnPlateau, stepped once per epoch on `monitor`; it knows nothing of `lr_scale`,
+    so the scales are multiplied into the groups' learning rates here.
     """
-    if sched in NO_SCHEDULE:
-        return None
+    if sched == "plateau":
+        return _plateau_scheduler(optimizer, **kwargs)
+    if sched in CONSTANT_SCHEDULES:
+        sched = "constant"
     _check_arguments(create_scheduler_v2, "scheduler", kwargs)
     if kwargs.get("warmup_prefix"):
         num_epochs = max(num_epochs - kwargs.get("warmup_epochs", 0), 1)
@@ -66,8 +100,46 @@ def build_scheduler(
             updates_per_epoch=updates_per_epoch,
             **kwargs,
         )
-    except ValueError as error:
+    except (ValueError, AssertionError) as error:
         raise ConfigurationError(
-            f"scheduler.sched={sched!r}: {error} Use cosine, step, multistep, poly, tanh, constant or none."
+            f"scheduler.sched={sched!r}: {error} Use cosine, step, multistep, poly, tanh, plateau or none."
         ) from error
-    return scheduler
+    if scheduler is None:
+        raise ConfigurationError(
+            f"Unknown scheduler.sched={sched!r}. Use cosine, step, multistep, poly, tanh, plateau or none."
+        )
+    return scheduler, {"interval": "step"}
+
+
+def _plateau_scheduler(
+    optimizer: Optimizer,
+    monitor: str = "val/acc",
+    plateau_mode: str = "max",
+    decay_rate: float = 0.1,
+    patience_epochs: int = 2,
+    min_lr: float = 0.0,
+    threshold: float = 1e-4,
+    **unknown: Any,
+) -> tuple[ReduceLROnPlateau, dict[str, Any]]:
+    if unknown:
+        raise ConfigurationError(
+            f"Unknown scheduler option(s) {sorted(unknown)} for sched=plateau; it takes: "
+            f"{', '.join(sorted(PLATEAU_OPTIONS))}."
+        )
+    if plateau_mode not in ("max", "min"):
+        raise ConfigurationError(f"scheduler.plateau_mode={plateau_mode!r}: use max (accuracy) or min (loss).")
+    min_lrs = []
+    for group in optimizer.param_groups:
+        scale = group.pop("lr_scale", 1.0)
+        group["lr"] *= scale
+        group["initial_lr"] = group["lr"]
+        min_lrs.append(min_lr * scale)
+    scheduler = ReduceLROnPlateau(
+        optimizer,
+        mode=plateau_mode,
+        factor=decay_rate,
+        patience=patience_epochs,
+        threshold=threshold,
+        min_lr=min_lrs,
+    )
+    return scheduler, {"interval": "epoch", "monitor": monitor, "strict": True}

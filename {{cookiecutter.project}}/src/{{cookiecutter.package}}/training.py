@@ -43,6 +43,7 @@ def build_datamodule_and_model(config: DictConfig) -> tuple[ClassificationDataMo
         preprocessing=preprocessing,
         optimizer=OmegaConf.to_container(config.optimizer, resolve=True),
         scheduler=OmegaConf.to_container(config.scheduler, resolve=True),
+        finetune=OmegaConf.to_container(config.finetune, resolve=True) if "finetune" in config else None,
         _convert_="all",
     )
     return datamodule, model
@@ -58,6 +59,17 @@ def check_run_settings(config: DictConfig) -> None:
     ckpt_path = config.get("ckpt_path")
     if ckpt_path and not Path(ckpt_path).expanduser().is_file():
         raise ConfigurationError(f"ckpt_path={ckpt_path!r}: no such checkpoint file to resume from.")
+    unfreeze_at_epoch = config.get("finetune", {}).get("unfreeze_at_epoch")
+    if unfreeze_at_epoch is not None and unfreeze_at_epoch >= max_epochs:
+        raise ConfigurationError(
+            f"finetune.unfreeze_at_epoch={unfreeze_at_epoch} >= trainer.max_epochs={max_epochs}: the backbone "
+            "would never train. Lower it, raise trainer.max_epochs, or use finetune=linear_probe."
+        )
+    mixup = config.model.get("mixup") or {}
+    if mixup.get("prob", 0) > 0 and config.data.batch_size % 2:
+        raise ConfigurationError(
+            f"model.mixup needs an even data.batch_size (it mixes pairs of images); got {config.data.batch_size}."
+        )
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     if multirun and config.trainer.get("strategy") and "ddp" in str(config.trainer.strategy):
         raise ConfigurationError(

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ..errors import ConfigurationError
 from .base import ClassificationDataModule
 from .splits import stratified_split
 
@@ -48,10 +49,14 @@ class ArrayImageDataset(Dataset):
 
 
 class DigitsDataModule(ClassificationDataModule):
-    """Train/val/test splits of the bundled digits, stratified by class and fixed by `split_seed`."""
+    """Train/val/test splits of the bundled digits, stratified by class and fixed by `split_seed`.
+
+    `classes` keeps only some digits (e.g. [0, 1, 2, 3, 4]), numbered in the order given.
+    """
 
     def __init__(
         self,
+        classes: Sequence[int] | None = None,
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,
         split_seed: int = 0,
@@ -77,11 +82,21 @@ class DigitsDataModule(ClassificationDataModule):
             pin_memory=pin_memory,
         )
         self.images, self.labels = load_digits()
+        self.digits = list(range(10)) if classes is None else [int(digit) for digit in classes]
+        if len(set(self.digits)) != len(self.digits) or len(self.digits) < 2 or not set(self.digits) <= set(range(10)):
+            raise ConfigurationError(
+                f"data.classes={list(classes)}: choose at least 2 different digits from 0-9, e.g. [0,1,2,3,4]."
+            )
+        if classes is not None:
+            keep = np.isin(self.labels, self.digits)
+            relabel = np.zeros(10, dtype=np.int64)
+            relabel[self.digits] = np.arange(len(self.digits))
+            self.images, self.labels = self.images[keep], relabel[self.labels[keep]]
         self.split_indices = stratified_split(self.labels, val_fraction, test_fraction, split_seed)
 
     @property
     def class_names(self) -> list[str]:
-        return [str(digit) for digit in range(10)]
+        return [str(digit) for digit in self.digits]
 
     def make_datasets(self, train_transform, eval_transform) -> dict[str, Dataset]:
         transforms = {"train": train_transform, "val": eval_transform, "test": eval_transform}

@@ -1,4 +1,4 @@
-"""ImageClassifier: a whole timm model trained with cross-entropy, with accuracy per stage."""
+"""ImageClassifier: a whole timm model fine-tuned with cross-entropy, with accuracy per stage."""
 
 from __future__ import annotations
 
@@ -9,12 +9,26 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from timm.data import Mixup
+from timm.loss import SoftTargetCrossEntropy
+from timm.scheduler.scheduler import Scheduler
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from ..errors import ConfigurationError
+from ..finetune import backbone_modules, backbone_parameters, finetune_settings
 from ..optim import build_optimizer, build_scheduler
 from .backbone import create_backbone
+
+# Arguments of timm.data.Mixup; prob=0 (the default) turns mixing off.
+DEFAULT_MIXUP: dict[str, Any] = {
+    "prob": 0.0,
+    "mixup_alpha": 0.8,
+    "cutmix_alpha": 1.0,
+    "cutmix_minmax": None,
+    "switch_prob": 0.5,
+    "mode": "batch",
+}
 
 
 def _plain(value: Any) -> Any:
@@ -44,16 +58,27 @@ class ImageClassifier(LightningModule):
         weights: str | None = None,
         drop_rate: float = 0.0,
         drop_path_rate: float | None = None,
+        label_smoothing: float = 0.0,
+        mixup: Mapping[str, Any] | None = None,
+        channels_last: bool = False,
+        compile: bool = False,
+        compile_mode: str | None = None,
+        compile_backend: str = "inductor",
         optimizer: Mapping[str, Any] | None = None,
         scheduler: Mapping[str, Any] | None = None,
+        finetune: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         class_names = [str(name) for name in _plain(class_names)]
         if len(class_names) < 2:
             raise ConfigurationError(f"A classifier needs at least 2 classes, the data has {class_names}.")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ConfigurationError(f"model.label_smoothing={label_smoothing} must be in [0, 1), e.g. 0.1.")
         preprocessing = _plain(preprocessing)
+        mixup = {**DEFAULT_MIXUP, **(_plain(mixup) or {})}
         optimizer = _plain(optimizer) or {"opt": "adamw", "lr": 1e-3}
         scheduler = _plain(scheduler) or {"sched": "none"}
+        finetune = finetune_settings(_plain(finetune))
         self.save_hyperparameters()
         self.class_names = class_names
         self.model = create_backbone(
@@ -64,6 +89,13 @@ class ImageClassifier(LightningModule):
             drop_rate=drop_rate,
             **({} if drop_path_rate is None else {"drop_path_rate": drop_path_rate}),
         )
+        self.mixup = _build_mixup(mixup, label_smoothing, len(class_names))
+        self.soft_target_loss = SoftTargetCrossEntropy()
+        # A linear probe never trains the backbone: without gradients it costs no backward pass either.
+        if finetune["unfreeze_at_epoch"] is None:
+            for parameter in backbone_parameters(self.model):
+                parameter.requires_grad_(False)
+        self._optimized_for_hardware = False
         # One metric object per stage. Arguments are not validated and NaNs not looked for on every
         # step: either would make a GPU wait for the CPU.
         self.train_acc = MulticlassAccuracy(
@@ -76,12 +108,22 @@ class ImageClassifier(LightningModule):
         self.test_loss = self.train_loss.clone()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.hparams.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         return self.model(images)
 
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         images, targets = batch
-        logits = self(images)
-        loss = F.cross_entropy(logits, targets)
+        if stage == "train" and self.mixup is not None:
+            # Mixed images against mixed (and smoothed) soft targets; accuracy is against the
+            # dominant original label.
+            images, soft_targets = self.mixup(images, targets)
+            logits = self(images)
+            loss = self.soft_target_loss(logits, soft_targets)
+        else:
+            logits = self(images)
+            smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
+            loss = F.cross_entropy(logits, targets, label_smoothing=smoothing)
         getattr(self, f"{stage}_loss").update(loss.detach(), weight=targets.shape[0])
         getattr(self, f"{stage}_acc").update(logits.detach(), targets)
         return loss
@@ -117,27 +159,94 @@ class ImageClassifier(LightningModule):
         images = batch[0] if isinstance(batch, (list, tuple)) else batch
         return self(images).softmax(dim=-1)
 
+    # ---- fine-tuning strategy: which weights train in this epoch --------------------------------
+
+    @property
+    def backbone_frozen(self) -> bool:
+        """Whether only the classifier trains in the current epoch."""
+        unfreeze_at_epoch = self.hparams.finetune["unfreeze_at_epoch"]
+        return unfreeze_at_epoch is None or self.current_epoch < unfreeze_at_epoch
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and self.backbone_frozen:
+            # A frozen backbone keeps its batch-norm statistics and runs without dropout/drop-path.
+            for module in backbone_modules(self.model):
+                module.eval()
+        return self
+
+    def on_train_epoch_start(self) -> None:
+        self.train()
+        if self.hparams.finetune["unfreeze_at_epoch"] is None:
+            return
+        # freeze_unfreeze: every backbone parameter is in the optimizer from the start (adding groups
+        # mid-run would break DDP and schedulers built earlier). On one process a frozen backbone
+        # simply needs no gradients; under DDP they are computed and synchronised, then dropped in
+        # on_before_optimizer_step, so every process keeps the same set of trainable parameters.
+        if self.trainer.world_size == 1:
+            for parameter in backbone_parameters(self.model):
+                parameter.requires_grad_(not self.backbone_frozen)
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        if self.backbone_frozen:
+            for parameter in backbone_parameters(self.model):
+                parameter.grad = None
+
+    # ---- speed switches ------------------------------------------------------------------------
+
+    def setup(self, stage: str) -> None:
+        if self._optimized_for_hardware:
+            return
+        self._optimized_for_hardware = True
+        if self.hparams.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        if self.hparams.compile:
+            # In place: parameter names (and so checkpoints) stay those of the plain model.
+            self.model.compile(mode=self.hparams.compile_mode, backend=self.hparams.compile_backend)
+
+    # ---- optimisation --------------------------------------------------------------------------
+
     def configure_optimizers(self):
-        optimizer = build_optimizer(self.model, **self.hparams.optimizer)
+        finetune = self.hparams.finetune
+        optimizer = build_optimizer(
+            self.model,
+            backbone_lr_scale=finetune["backbone_lr_scale"],
+            layer_decay=finetune["layer_decay"],
+            **self.hparams.optimizer,
+        )
         max_epochs = max(int(self.trainer.max_epochs or 1), 1)
         updates_per_epoch = max(int(self.trainer.estimated_stepping_batches) // max_epochs, 1)
-        scheduler = build_scheduler(
+        scheduler, stepping = build_scheduler(
             optimizer, num_epochs=max_epochs, updates_per_epoch=updates_per_epoch, **self.hparams.scheduler
         )
-        if scheduler is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "name": "lr", **stepping}}
 
     def lr_scheduler_step(self, scheduler, metric) -> None:
-        # timm schedulers count optimizer updates; they also apply per-group lr_scale (layer decay).
-        scheduler.step_update(num_updates=self.global_step)
+        if isinstance(scheduler, Scheduler):
+            # timm schedules are functions of the update count; they also apply each group's lr_scale.
+            scheduler.step_update(num_updates=self.global_step)
+        else:
+            super().lr_scheduler_step(scheduler, metric)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # A timm schedule is a function of the update count, built from this run's config; restoring
         # the saved one would bring back the old run's length (e.g. when resuming with more epochs).
-        checkpoint["lr_schedulers"] = []
+        # ReduceLROnPlateau's state (best value, epochs without improvement) is kept.
+        if self.hparams.scheduler.get("sched") != "plateau":
+            checkpoint["lr_schedulers"] = []
 
     def on_train_start(self) -> None:
         # Set the learning rate for the first step, also when resuming mid-schedule.
         for config in self.trainer.lr_scheduler_configs:
-            config.scheduler.step_update(num_updates=self.global_step)
+            if isinstance(config.scheduler, Scheduler):
+                config.scheduler.step_update(num_updates=self.global_step)
+
+
+def _build_mixup(settings: Mapping[str, Any], label_smoothing: float, num_classes: int) -> Mixup | None:
+    """timm's Mixup/CutMix for the training batches, or None when model.mixup.prob is 0."""
+    unknown = sorted(set(settings) - set(DEFAULT_MIXUP))
+    if unknown:
+        raise ConfigurationError(f"Unknown model.mixup option(s) {unknown}; known: {sorted(DEFAULT_MIXUP)}.")
+    if not (settings["prob"] > 0 and (settings["mixup_alpha"] > 0 or settings["cutmix_alpha"] > 0)):
+        return None
+    return Mixup(**settings, label_smoothing=label_smoothing, num_classes=num_classes)

@@ -1,0 +1,119 @@
+"""Fine-tuning strategies: which weights train, from which epoch, and at which learning rate."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from timm.optim import param_groups_layer_decay, param_groups_weight_decay
+from torch import nn
+
+from .errors import ConfigurationError
+
+# The keys of the `finetune` config group and their defaults (a full fine-tune).
+DEFAULT_FINETUNE: dict[str, Any] = {
+    "name": "full",
+    "unfreeze_at_epoch": 0,
+    "backbone_lr_scale": 1.0,
+    "layer_decay": None,
+}
+
+
+def finetune_settings(finetune: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return the `finetune` settings completed with defaults, or raise naming the bad value."""
+    settings = {**DEFAULT_FINETUNE, **dict(finetune or {})}
+    unknown = sorted(set(settings) - set(DEFAULT_FINETUNE))
+    if unknown:
+        raise ConfigurationError(f"Unknown finetune option(s) {unknown}; known: {sorted(DEFAULT_FINETUNE)}.")
+    epoch = settings["unfreeze_at_epoch"]
+    if epoch is not None and (not isinstance(epoch, int) or epoch < 0):
+        raise ConfigurationError(
+            f"finetune.unfreeze_at_epoch={epoch!r}: use 0 (train everything), an epoch number "
+            "(classifier only until then), or null (never: a linear probe)."
+        )
+    if settings["backbone_lr_scale"] < 0:
+        raise ConfigurationError(f"finetune.backbone_lr_scale={settings['backbone_lr_scale']} must be >= 0.")
+    decay = settings["layer_decay"]
+    if decay is not None and not 0 < decay <= 1:
+        raise ConfigurationError(
+            f"finetune.layer_decay={decay}: use a factor in (0, 1], e.g. 0.75, or null to turn it off."
+        )
+    return settings
+
+
+def classifier_parameter_names(model: nn.Module) -> set[str]:
+    """Names of the parameters of the timm model's classifier (the layer re-initialised for our classes)."""
+    classifier = model.get_classifier()
+    ids = {id(parameter) for parameter in classifier.parameters()}
+    return {name for name, parameter in model.named_parameters() if id(parameter) in ids}
+
+
+def backbone_parameters(model: nn.Module) -> Iterator[nn.Parameter]:
+    """Every parameter that is not the classifier's."""
+    classifier = classifier_parameter_names(model)
+    return (parameter for name, parameter in model.named_parameters() if name not in classifier)
+
+
+def backbone_modules(model: nn.Module) -> Iterator[nn.Module]:
+    """Every submodule outside the classifier (the model itself excluded, so head dropout still works)."""
+    classifier = {id(module) for module in model.get_classifier().modules()}
+    return (module for module in model.modules() if module is not model and id(module) not in classifier)
+
+
+def parameter_groups(
+    model: nn.Module,
+    weight_decay: float,
+    backbone_lr_scale: float = 1.0,
+    layer_decay: float | None = None,
+    weight_decay_exclude_1d: bool = True,
+) -> list[dict[str, Any]]:
+    """timm's parameter groups, each split into a classifier and a backbone part.
+
+    timm puts norm and bias parameters (1-d) and the model's `no_weight_decay()` names in groups
+    without weight decay, and with `layer_decay` gives each layer an `lr_scale`. The backbone parts
+    get their scale multiplied by `backbone_lr_scale`. Frozen parameters are left out. timm's
+    schedulers apply `lr_scale` on every step (see optim.build_scheduler for the others).
+    """
+    no_weight_decay = set(getattr(model, "no_weight_decay", set)())
+    by_layer = layer_decay is not None and layer_decay < 1
+    if by_layer:
+        groups = param_groups_layer_decay(
+            model,
+            weight_decay=weight_decay,
+            layer_decay=layer_decay,
+            no_weight_decay_list=no_weight_decay,
+            weight_decay_exclude_1d=weight_decay_exclude_1d,
+        )
+    else:
+        groups = param_groups_weight_decay(
+            model,
+            weight_decay=weight_decay,
+            no_weight_decay_list=no_weight_decay,
+            weight_decay_exclude_1d=weight_decay_exclude_1d,
+        )
+    layer_names = _group_labels(groups, by_layer)
+    classifier = {id(p) for name, p in model.named_parameters() if name in classifier_parameter_names(model)}
+    split: list[dict[str, Any]] = []
+    for group, label in zip(groups, layer_names):
+        scale = group.get("lr_scale", 1.0)
+        for part, factor in (("head", 1.0), ("backbone", backbone_lr_scale)):
+            params = [p for p in group["params"] if (id(p) in classifier) == (part == "head")]
+            if params:
+                split.append(
+                    {
+                        "params": params,
+                        "weight_decay": group["weight_decay"],
+                        "lr_scale": scale * factor,
+                        "name": f"{part}{label}" + ("" if group["weight_decay"] else "_no_decay"),
+                    }
+                )
+    return split
+
+
+def _group_labels(groups: list[dict[str, Any]], by_layer: bool) -> list[str]:
+    """A label per timm group ("/layer_3" with layer decay), unique together with the decay tag."""
+    if not by_layer:
+        return ["" for _ in groups]
+    # With a decay below 1 each layer has its own scale, growing from the stem to the head.
+    scales = sorted({group["lr_scale"] for group in groups})
+    return [f"/layer_{scales.index(group['lr_scale'])}" for group in groups]
