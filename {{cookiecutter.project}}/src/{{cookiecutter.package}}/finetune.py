@@ -94,7 +94,7 @@ def parameter_groups(
     layer_names = _group_labels(groups, by_layer)
     classifier = {id(p) for name, p in model.named_parameters() if name in classifier_parameter_names(model)}
     split: list[dict[str, Any]] = []
-    for group, label in zip(groups, layer_names):
+    for group, label in zip(groups, layer_names, strict=True):
         scale = group.get("lr_scale", 1.0)
         for part, factor in (("head", 1.0), ("backbone", backbone_lr_scale)):
             params = [p for p in group["params"] if (id(p) in classifier) == (part == "head")]

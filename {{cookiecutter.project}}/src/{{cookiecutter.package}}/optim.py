@@ -127,7 +127,9 @@ def _plateau_scheduler(
             f"{', '.join(sorted(PLATEAU_OPTIONS))}."
         )
     if plateau_mode not in ("max", "min"):
-        raise ConfigurationError(f"scheduler.plateau_mode={plateau_mode!r}: use max (accuracy) or min (loss).")
+        raise ConfigurationError(
+            f"scheduler.plateau_mode={plateau_mode!r}: use max (accuracy) or min (loss)."
+        )
     min_lrs = []
     for group in optimizer.param_groups:
         scale = group.pop("lr_scale", 1.0)

@@ -62,13 +62,14 @@ def check_run_settings(config: DictConfig) -> None:
     unfreeze_at_epoch = config.get("finetune", {}).get("unfreeze_at_epoch")
     if unfreeze_at_epoch is not None and unfreeze_at_epoch >= max_epochs:
         raise ConfigurationError(
-            f"finetune.unfreeze_at_epoch={unfreeze_at_epoch} >= trainer.max_epochs={max_epochs}: the backbone "
-            "would never train. Lower it, raise trainer.max_epochs, or use finetune=linear_probe."
+            f"finetune.unfreeze_at_epoch={unfreeze_at_epoch} >= trainer.max_epochs={max_epochs}: the "
+            "backbone would never train. Lower it, raise trainer.max_epochs, or use finetune=linear_probe."
         )
     mixup = config.model.get("mixup") or {}
     if mixup.get("prob", 0) > 0 and config.data.batch_size % 2:
         raise ConfigurationError(
-            f"model.mixup needs an even data.batch_size (it mixes pairs of images); got {config.data.batch_size}."
+            "model.mixup needs an even data.batch_size (it mixes pairs of images); "
+            f"got data.batch_size={config.data.batch_size}."
         )
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     if multirun and config.trainer.get("strategy") and "ddp" in str(config.trainer.strategy):

@@ -83,9 +83,13 @@ class DigitsDataModule(ClassificationDataModule):
         )
         self.images, self.labels = load_digits()
         self.digits = list(range(10)) if classes is None else [int(digit) for digit in classes]
-        if len(set(self.digits)) != len(self.digits) or len(self.digits) < 2 or not set(self.digits) <= set(range(10)):
+        if (
+            len(set(self.digits)) != len(self.digits)
+            or len(self.digits) < 2
+            or not set(self.digits) <= set(range(10))
+        ):
             raise ConfigurationError(
-                f"data.classes={list(classes)}: choose at least 2 different digits from 0-9, e.g. [0,1,2,3,4]."
+                f"data.classes={list(classes)}: choose at least 2 different digits of 0-9, e.g. [0,1,2,3,4]."
             )
         if classes is not None:
             keep = np.isin(self.labels, self.digits)
