@@ -25,7 +25,7 @@ def load_classifier(checkpoint_path: str | Path) -> ImageClassifier:
     if not path.is_file():
         raise ConfigurationError(f"ckpt_path={str(checkpoint_path)!r}: no such file.")
     return ImageClassifier.load_from_checkpoint(
-        path, map_location="cpu", weights_only=True, pretrained=False, weights=None
+        path, map_location="cpu", weights_only=True, pretrained=False, weights=None, compile=False
     )
 
 
