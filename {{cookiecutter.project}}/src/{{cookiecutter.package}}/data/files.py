@@ -41,7 +41,7 @@ class BadFiles:
                 f"data.bad_files={policy!r}: use one of {', '.join(BAD_FILES_POLICIES)}."
             )
         self.policy = policy
-        self.list_path = None if list_path is None else Path(list_path)
+        self.list_path = None if list_path is None else Path(list_path).absolute()
         self.found: list[tuple[Path, str]] = []
 
     def add(self, path: Path, error: BaseException) -> None:

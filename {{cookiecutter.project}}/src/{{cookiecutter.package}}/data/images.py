@@ -43,10 +43,17 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def exif_orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1 = upright) without decoding the pixels."""
+    if image.format == "PNG" and "exif" not in image.info:
+        return 1  # Pillow would decode the whole PNG looking for EXIF data after the pixels
+    return image.getexif().get(ExifTags.Base.Orientation, 1)
+
+
 def load_rgb(path: str | Path) -> Image.Image:
     """Decode an image file as 8-bit RGB, turned upright as its EXIF orientation says."""
     with Image.open(path) as image:
-        if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+        if exif_orientation(image) != 1:
             image = ImageOps.exif_transpose(image)
         else:
             image.load()
@@ -60,7 +67,7 @@ def read_image_size(path: str | Path) -> tuple[int, int]:
     """
     with Image.open(path) as image:
         width, height = image.size
-        if image.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8):  # turned by 90 degrees
+        if exif_orientation(image) in (5, 6, 7, 8):  # turned by 90 degrees
             width, height = height, width
         return width, height
 
