@@ -138,7 +138,7 @@ class ClassificationDataModule(LightningDataModule):
             eval_transform=build_transform(self.preprocessing, False),
         )
         too_small = len(self.datasets["train"]) < self.batch_size
-        if too_small:
+        if too_small and stage in (None, "fit"):  # testing a checkpoint needs no full training batch
             raise ConfigurationError(
                 f"The training split has {len(self.datasets['train'])} images, fewer than "
                 f"data.batch_size={self.batch_size}; lower data.batch_size."
