@@ -199,3 +199,15 @@ def test_the_native_input_size_warns_when_it_upscales_small_images(tmp_path, cap
     caplog.clear()
     ImageFolderDataModule(root=root, image_size=24).resolve_preprocessing("test_resnet")
     assert "upscaled" not in caplog.text
+
+
+def test_num_workers_null_loads_in_the_training_process_when_training_on_the_cpu(tmp_path):
+    from lightning.pytorch import Trainer
+
+    root = write_image_folder(tmp_path, {"ant": 6, "bee": 6})
+    datamodule = ready(ImageFolderDataModule(root=root, num_workers=None, batch_size=2, image_size=8))
+    datamodule.trainer = Trainer(accelerator="cpu", logger=False, enable_checkpointing=False)
+    assert datamodule.train_dataloader().num_workers == 0
+    datamodule.num_workers = 2
+    loader = datamodule.train_dataloader()
+    assert loader.num_workers == 2 and loader.persistent_workers and not loader.pin_memory
