@@ -63,6 +63,10 @@ def test_files_match_the_chosen_options(baked):
         "configs/eval.yaml",
         "src/image_classifier/__init__.py",
         "src/image_classifier/data/digits.npz",
+        "configs/data/image_folder.yaml",
+        "configs/data/csv.yaml",
+        "configs/data/torchvision.yaml",
+        "benchmarks/data_loading.py",
         "tests/conftest.py",
     }
     assert expected <= files

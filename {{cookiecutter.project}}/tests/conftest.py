@@ -63,6 +63,30 @@ def run_script(
     )
 
 
+def write_images(
+    folder: Path, count: int, size: tuple[int, int] = (12, 10), suffix: str = ".png"
+) -> list[Path]:
+    """Write `count` small random RGB images (width, height = size) into `folder`; return their paths."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng([len(list(folder.iterdir())), *folder.name.encode()])
+    paths = []
+    for index in range(count):
+        path = folder / f"image_{index:03d}{suffix}"
+        Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+def write_image_folder(root: Path, counts: dict[str, int], **kwargs) -> Path:
+    """Write root/<class>/<images> with counts[class] images each; return root."""
+    for class_name, count in counts.items():
+        write_images(root / class_name, count, **kwargs)
+    return root
+
+
 def read_results(directory: Path) -> list[dict]:
     """Return every results.json below `directory`, in path order."""
     return [json.loads(path.read_text()) for path in sorted(directory.rglob("results.json"))]

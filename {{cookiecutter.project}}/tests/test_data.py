@@ -1,14 +1,17 @@
-"""The bundled digits: fixed, disjoint, stratified splits, fed through the real image transform path."""
+"""The bundled digits: fixed, disjoint, stratified splits, fed through the real image transform path;
+the training augmentation presets."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from {{ cookiecutter.package }}.data import DigitsDataModule
 from {{ cookiecutter.package }}.data.base import EvenlyShardedSampler
 from {{ cookiecutter.package }}.data.splits import stratified_split
+from {{ cookiecutter.package }}.data.transforms import build_transform, resolve_preprocessing
 from {{ cookiecutter.package }}.errors import ConfigurationError
 
 
@@ -57,3 +60,50 @@ def test_evaluation_under_ddp_sees_every_image_exactly_once():
         135,
         134,
     ]
+
+
+def train_transform_steps(augment: str, random_erasing: float = 0.0) -> list:
+    preprocessing = resolve_preprocessing("test_resnet", image_size=16)
+    return list(
+        build_transform(preprocessing, True, augment=augment, random_erasing=random_erasing).transforms
+    )
+
+
+def step_names(steps: list) -> list[str]:
+    return [type(step).__name__ for step in steps]
+
+
+def test_augment_none_is_a_deterministic_resize_and_crop():
+    steps = train_transform_steps("none")
+    assert step_names(steps) == ["Resize", "CenterCrop", "MaybeToTensor", "Normalize"]
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 20, 3), dtype=np.uint8))
+    transform = build_transform(resolve_preprocessing("test_resnet", image_size=16), True, augment="none")
+    assert torch.equal(transform(image), transform(image))
+
+
+def test_augment_light_crops_and_flips_without_colour_changes():
+    steps = train_transform_steps("light")
+    assert step_names(steps)[:2] == ["RandomResizedCropAndInterpolation", "RandomHorizontalFlip"]
+    assert steps[0].scale == (0.5, 1.0)
+    assert not {"ColorJitter", "RandAugment", "RandomErasing"} & set(step_names(steps))
+
+
+def test_randaugment_and_trivialaugment_add_timm_rand_augment_ops():
+    randaugment = next(
+        step for step in train_transform_steps("randaugment") if type(step).__name__ == "RandAugment"
+    )
+    assert randaugment.num_layers == 2 and {op.magnitude for op in randaugment.ops} == {9}
+    trivial = next(
+        step for step in train_transform_steps("trivialaugment") if type(step).__name__ == "RandAugment"
+    )
+    assert trivial.num_layers == 1
+    assert all(op.prob == 1.0 and op.magnitude_std == float("inf") for op in trivial.ops)  # uniform magnitude
+
+
+def test_random_erasing_is_added_with_its_probability_and_refused_without_augmentation():
+    erasing = train_transform_steps("light", random_erasing=0.25)[-1]
+    assert type(erasing).__name__ == "RandomErasing" and erasing.probability == 0.25
+    with pytest.raises(ConfigurationError, match="augment=none turns off every random transform"):
+        train_transform_steps("none", random_erasing=0.25)
+    with pytest.raises(ConfigurationError, match="use one of none, light, randaugment, trivialaugment"):
+        DigitsDataModule(augment="heavy")

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import rich
 import torch
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from lightning.pytorch.accelerators import CPUAccelerator
+from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampler
 
 from ..errors import ConfigurationError
-from .transforms import build_transform, resolve_preprocessing
+from .datasets import LabelledImageDataset
+from .summary import class_count_table, class_counts, imbalance_message
+from .transforms import build_transform, resolve_preprocessing, train_transform_arguments
+
+log = logging.getLogger(__name__)
+# A model input this many times the typical image side (or more) means most images are upscaled.
+UPSCALE_WARNING = 2.0
+# Loader workers per process when training on an accelerator, at most (each holds a copy of the dataset).
+MAX_AUTO_WORKERS = 8
 
 
 class EvenlyShardedSampler(DistributedSampler):
@@ -37,7 +49,7 @@ class ClassificationDataModule(LightningDataModule):
     def __init__(
         self,
         batch_size: int = 64,
-        num_workers: int = 0,
+        num_workers: int | None = 0,
         image_size: int | None = None,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
@@ -45,11 +57,14 @@ class ClassificationDataModule(LightningDataModule):
         crop_pct: float | None = None,
         train_transform: Mapping[str, Any] | None = None,
         pin_memory: bool | None = None,
+        augment: str = "light",
+        random_erasing: float = 0.0,
+        weighted_sampler: bool = False,
     ) -> None:
         super().__init__()
         if batch_size < 1:
             raise ConfigurationError(f"data.batch_size={batch_size} must be at least 1.")
-        if num_workers < 0:
+        if num_workers is not None and num_workers < 0:
             raise ConfigurationError(f"data.num_workers={num_workers} must be 0 or more.")
         if image_size is not None and image_size < 1:
             raise ConfigurationError(f"data.image_size={image_size} must be at least 1 pixel.")
@@ -61,9 +76,13 @@ class ClassificationDataModule(LightningDataModule):
         self.interpolation = interpolation
         self.crop_pct = crop_pct
         self.train_transform = dict(train_transform or {})
+        train_transform_arguments(augment, random_erasing, self.train_transform)  # fail before any loading
+        self.augment = augment
+        self.random_erasing = random_erasing
+        self.weighted_sampler = weighted_sampler
         self.pin_memory = pin_memory
         self.preprocessing: dict[str, Any] | None = None
-        self.datasets: dict[str, Dataset] = {}
+        self.datasets: dict[str, LabelledImageDataset] = {}
 
     @property
     def class_names(self) -> list[str]:
@@ -73,7 +92,7 @@ class ClassificationDataModule(LightningDataModule):
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def make_datasets(self, train_transform, eval_transform) -> dict[str, Dataset]:
+    def make_datasets(self, train_transform, eval_transform) -> dict[str, LabelledImageDataset]:
         """Return the "train", "val" and "test" datasets with the given transforms applied."""
         raise NotImplementedError
 
@@ -87,7 +106,21 @@ class ClassificationDataModule(LightningDataModule):
             interpolation=self.interpolation,
             crop_pct=self.crop_pct,
         )
+        side, typical = self.preprocessing["input_size"][-1], self.typical_image_side()
+        if self.image_size is None and typical is not None and side >= UPSCALE_WARNING * typical:
+            log.warning(
+                "The model input is %d px (the backbone's native size, as data.image_size=null), but the "
+                "typical (median) image is %g px on its short side, so images are upscaled: slower, no "
+                "sharper. Set data.image_size=%d unless the pretrained weights need their native size.",
+                side,
+                typical,
+                typical,
+            )
         return self.preprocessing
+
+    def typical_image_side(self) -> float | None:
+        """The median short side of the training images in px, when it is cheap to know."""
+        return None
 
     def use_preprocessing(self, preprocessing: Mapping[str, Any]) -> None:
         """Use the preprocessing a trained model was trained with (from its checkpoint)."""
@@ -99,40 +132,83 @@ class ClassificationDataModule(LightningDataModule):
         if self.preprocessing is None:
             raise RuntimeError("Call resolve_preprocessing() or use_preprocessing() before setup().")
         self.datasets = self.make_datasets(
-            train_transform=build_transform(self.preprocessing, True, self.train_transform),
+            train_transform=build_transform(
+                self.preprocessing, True, self.augment, self.random_erasing, self.train_transform
+            ),
             eval_transform=build_transform(self.preprocessing, False),
         )
         too_small = len(self.datasets["train"]) < self.batch_size
-        if too_small:
+        if too_small and stage in (None, "fit"):  # testing a checkpoint needs no full training batch
             raise ConfigurationError(
                 f"The training split has {len(self.datasets['train'])} images, fewer than "
                 f"data.batch_size={self.batch_size}; lower data.batch_size."
             )
+        if self.trainer is None or self.trainer.is_global_zero:
+            self.report_class_counts()
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def report_class_counts(self) -> None:
+        """Print the images per class and split, and warn when the training classes are imbalanced."""
+        labels = {split: dataset.labels for split, dataset in self.datasets.items()}
+        rich.print(class_count_table(self.class_names, labels))
+        message = imbalance_message(self.class_names, labels["train"])
+        if message and not self.weighted_sampler:
+            log.warning(message)
+
+    def resolved_num_workers(self) -> int:
+        """`num_workers`, or when it is None, a number that fits the machine.
+
+        Training on the CPU, loader workers compete with the model for the same cores (measured in
+        benchmarks/data_loading.py): 0. On an accelerator the cores are free for decoding: all but one
+        of this process's share of them, at most MAX_AUTO_WORKERS.
+        """
+        if self.num_workers is not None:
+            return self.num_workers
+        trainer = self.trainer
+        if trainer is None or isinstance(trainer.accelerator, CPUAccelerator):
+            return 0
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return max(0, min(MAX_AUTO_WORKERS, cores // max(1, trainer.num_devices) - 1))
+
+    def class_balanced_sampler(self) -> WeightedRandomSampler:
+        """Draw training images with probability inversely proportional to their class's frequency."""
+        trainer = self.trainer
+        if trainer is not None and trainer.world_size > 1:
+            raise ConfigurationError(
+                "data.weighted_sampler=true works on one device only; under DDP each process would draw "
+                "from the whole training set. Set data.weighted_sampler=false or train on one device."
+            )
+        labels = self.datasets["train"].labels
+        weights = 1.0 / class_counts(labels, self.num_classes)[labels]
+        return WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), len(labels))
+
+    def _loader(self, split: str) -> DataLoader:
+        training = split == "train"
         sampler = None
         trainer = self.trainer
-        if not shuffle and trainer is not None and trainer.world_size > 1:
+        if training and self.weighted_sampler:
+            sampler = self.class_balanced_sampler()
+        elif not training and trainer is not None and trainer.world_size > 1:
             sampler = EvenlyShardedSampler(
                 self.datasets[split], num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
             )
         pin_memory = torch.cuda.is_available() if self.pin_memory is None else self.pin_memory
+        num_workers = self.resolved_num_workers()
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            shuffle=training and sampler is None,
             sampler=sampler,
-            num_workers=self.num_workers,
+            num_workers=num_workers,
             pin_memory=pin_memory,
-            persistent_workers=self.num_workers > 0,
-            drop_last=shuffle,
+            persistent_workers=num_workers > 0,
+            drop_last=training,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self._loader("train")
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._loader("test")

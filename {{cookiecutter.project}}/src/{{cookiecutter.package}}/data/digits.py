@@ -7,7 +7,7 @@ scikit-learn. Stored here as `digits.npz` (45 kB) so that the project runs offli
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 from ..errors import ConfigurationError
 from .base import ClassificationDataModule
+from .datasets import LabelledImageDataset
 from .splits import stratified_split
 
 DIGITS_FILE = Path(__file__).with_name("digits.npz")
@@ -30,28 +31,25 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
         return images.astype(np.uint8), arrays["labels"].astype(np.int64)
 
 
-class ArrayImageDataset(Dataset):
+class ArrayImageDataset(LabelledImageDataset):
     """Images held in a uint8 array, served as RGB PIL images through a transform like files would be."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, transform=None) -> None:
+        super().__init__(labels, transform)
         self.images = images
-        self.labels = labels
-        self.transform = transform
 
-    def __len__(self) -> int:
-        return len(self.labels)
+    def load_image(self, index: int) -> Image.Image:
+        return Image.fromarray(self.images[index]).convert("RGB")
 
-    def __getitem__(self, index: int):
-        image = Image.fromarray(self.images[index]).convert("RGB")
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, int(self.labels[index])
+    def image_size(self, index: int) -> tuple[int, int]:
+        return self.images.shape[2], self.images.shape[1]
 
 
 class DigitsDataModule(ClassificationDataModule):
     """Train/val/test splits of the bundled digits, stratified by class and fixed by `split_seed`.
 
-    `classes` keeps only some digits (e.g. [0, 1, 2, 3, 4]), numbered in the order given.
+    `classes` keeps only some digits (e.g. [0, 1, 2, 3, 4]), numbered in the order given. Other
+    arguments (batch size, loader and transform settings) are those of ClassificationDataModule.
     """
 
     def __init__(
@@ -60,27 +58,11 @@ class DigitsDataModule(ClassificationDataModule):
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,
         split_seed: int = 0,
-        batch_size: int = 64,
-        num_workers: int = 0,
         image_size: int | None = 32,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-        interpolation: str | None = None,
         crop_pct: float | None = 1.0,
-        train_transform: Mapping[str, Any] | None = None,
-        pin_memory: bool | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            num_workers=num_workers,
-            image_size=image_size,
-            mean=mean,
-            std=std,
-            interpolation=interpolation,
-            crop_pct=crop_pct,
-            train_transform=train_transform,
-            pin_memory=pin_memory,
-        )
+        super().__init__(image_size=image_size, crop_pct=crop_pct, **kwargs)
         self.images, self.labels = load_digits()
         self.digits = list(range(10)) if classes is None else [int(digit) for digit in classes]
         if (
