@@ -92,7 +92,8 @@ def parameter_groups(
             weight_decay_exclude_1d=weight_decay_exclude_1d,
         )
     layer_names = _group_labels(groups, by_layer)
-    classifier = {id(p) for name, p in model.named_parameters() if name in classifier_parameter_names(model)}
+    classifier_names = classifier_parameter_names(model)
+    classifier = {id(p) for name, p in model.named_parameters() if name in classifier_names}
     split: list[dict[str, Any]] = []
     for group, label in zip(groups, layer_names, strict=True):
         scale = group.get("lr_scale", 1.0)
