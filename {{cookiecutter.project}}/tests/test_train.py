@@ -72,6 +72,11 @@ def test_bad_settings_fail_with_a_message_naming_them(compose_config, override, 
         train(compose_config([*FAST, override]))
 
 
+def test_weighted_sampler_under_ddp_is_refused_before_any_process_starts(compose_config):
+    with pytest.raises(ConfigurationError, match=r"data.weighted_sampler=true works on one device only"):
+        train(compose_config([*FAST, "trainer=ddp_sim", "data.weighted_sampler=true"]))
+
+
 def test_csv_logger_writes_per_epoch_metrics(compose_config, tmp_path):
     train(compose_config([*FAST, "logger=csv"]))
     header, *rows = (tmp_path / "run" / "csv" / "metrics.csv").read_text().splitlines()

@@ -71,8 +71,14 @@ def check_run_settings(config: DictConfig) -> None:
             "model.mixup needs an even data.batch_size (it mixes pairs of images); "
             f"got data.batch_size={config.data.batch_size}."
         )
+    distributed = bool(config.trainer.get("strategy")) and "ddp" in str(config.trainer.strategy)
+    if distributed and config.data.get("weighted_sampler"):
+        raise ConfigurationError(
+            "data.weighted_sampler=true works on one device only (under DDP each process would draw from "
+            "the whole training set). Set data.weighted_sampler=false or train on one device."
+        )
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    if multirun and config.trainer.get("strategy") and "ddp" in str(config.trainer.strategy):
+    if multirun and distributed:
         raise ConfigurationError(
             "DDP (trainer=ddp or ddp_sim) inside a multirun (-m) is not supported yet: Lightning would "
             "restart the whole sweep in every process. Run the jobs one by one, or sweep on one device."
