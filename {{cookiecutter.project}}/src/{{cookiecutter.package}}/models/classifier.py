@@ -115,8 +115,8 @@ class ImageClassifier(LightningModule):
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         images, targets = batch
         if stage == "train" and self.mixup is not None:
-            # Mixed images against mixed (and smoothed) soft targets; accuracy is against the
-            # dominant original label.
+            # Mixed images against mixed (and smoothed) soft targets; train accuracy is against
+            # each image's own original label.
             images, soft_targets = self.mixup(images, targets)
             logits = self(images)
             loss = self.soft_target_loss(logits, soft_targets)
