@@ -59,6 +59,8 @@ def test_unknown_optimizer_and_schedule_options_are_named():
     optimizer = build_optimizer(model, opt="sgd", lr=0.1)
     with pytest.raises(ConfigurationError, match="warmup_epoch"):
         build_scheduler(optimizer, sched="cosine", num_epochs=5, updates_per_epoch=10, warmup_epoch=1)
+    with pytest.raises(ConfigurationError, match=r"\['patience'\] for plateau_scheduler; it takes: monitor"):
+        build_scheduler(optimizer, sched="plateau", num_epochs=5, updates_per_epoch=10, patience=3)
 
 
 def test_cosine_schedule_warms_up_per_step_then_decays():

@@ -17,7 +17,7 @@ from .finetune import parameter_groups
 
 # "none" keeps optimizer.lr; it is timm's constant schedule, so per-group lr_scale still applies.
 CONSTANT_SCHEDULES = ("none", "constant", None)
-PLATEAU_OPTIONS = {"monitor", "plateau_mode", "decay_rate", "patience_epochs", "min_lr", "threshold"}
+SCHEDULE_CHOICES = "Use cosine, step, multistep, poly, tanh, plateau or none."
 
 
 def _check_arguments(function, group: str, arguments: dict[str, Any]) -> None:
@@ -85,7 +85,8 @@ def build_scheduler(
     so the scales are multiplied into the groups' learning rates here.
     """
     if sched == "plateau":
-        return _plateau_scheduler(optimizer, **kwargs)
+        _check_arguments(plateau_scheduler, "scheduler", kwargs)
+        return plateau_scheduler(optimizer, **kwargs)
     if sched in CONSTANT_SCHEDULES:
         sched = "constant"
     _check_arguments(create_scheduler_v2, "scheduler", kwargs)
@@ -101,17 +102,13 @@ def build_scheduler(
             **kwargs,
         )
     except (ValueError, AssertionError) as error:
-        raise ConfigurationError(
-            f"scheduler.sched={sched!r}: {error} Use cosine, step, multistep, poly, tanh, plateau or none."
-        ) from error
+        raise ConfigurationError(f"scheduler.sched={sched!r}: {error} {SCHEDULE_CHOICES}") from error
     if scheduler is None:
-        raise ConfigurationError(
-            f"Unknown scheduler.sched={sched!r}. Use cosine, step, multistep, poly, tanh, plateau or none."
-        )
+        raise ConfigurationError(f"Unknown scheduler.sched={sched!r}. {SCHEDULE_CHOICES}")
     return scheduler, {"interval": "step"}
 
 
-def _plateau_scheduler(
+def plateau_scheduler(
     optimizer: Optimizer,
     monitor: str = "val/acc",
     plateau_mode: str = "max",
@@ -119,13 +116,8 @@ def _plateau_scheduler(
     patience_epochs: int = 2,
     min_lr: float = 0.0,
     threshold: float = 1e-4,
-    **unknown: Any,
 ) -> tuple[ReduceLROnPlateau, dict[str, Any]]:
-    if unknown:
-        raise ConfigurationError(
-            f"Unknown scheduler option(s) {sorted(unknown)} for sched=plateau; it takes: "
-            f"{', '.join(sorted(PLATEAU_OPTIONS))}."
-        )
+    """torch's ReduceLROnPlateau on `monitor` and the Lightning settings it is stepped with (per epoch)."""
     if plateau_mode not in ("max", "min"):
         raise ConfigurationError(
             f"scheduler.plateau_mode={plateau_mode!r}: use max (accuracy) or min (loss)."

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .console import print_config, print_outputs, save_config
 from .data import ClassificationDataModule
+from .data.base import WEIGHTED_SAMPLER_NEEDS_ONE_DEVICE
 from .errors import ConfigurationError, instantiate_checked
 from .loggers import finish_loggers, instantiate_loggers, logger_directories
 from .models import ImageClassifier
@@ -73,10 +74,7 @@ def check_run_settings(config: DictConfig) -> None:
         )
     distributed = bool(config.trainer.get("strategy")) and "ddp" in str(config.trainer.strategy)
     if distributed and config.data.get("weighted_sampler"):
-        raise ConfigurationError(
-            "data.weighted_sampler=true works on one device only (under DDP each process would draw from "
-            "the whole training set). Set data.weighted_sampler=false or train on one device."
-        )
+        raise ConfigurationError(WEIGHTED_SAMPLER_NEEDS_ONE_DEVICE)
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     if multirun and distributed:
         raise ConfigurationError(

@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 UPSCALE_WARNING = 2.0
 # Loader workers per process when training on an accelerator, at most (each holds a copy of the dataset).
 MAX_AUTO_WORKERS = 8
+WEIGHTED_SAMPLER_NEEDS_ONE_DEVICE = (
+    "data.weighted_sampler=true works on one device only (under DDP each process would draw from the "
+    "whole training set). Set data.weighted_sampler=false or train on one device."
+)
 
 
 class EvenlyShardedSampler(DistributedSampler):
@@ -173,10 +177,7 @@ class ClassificationDataModule(LightningDataModule):
         """Draw training images with probability inversely proportional to their class's frequency."""
         trainer = self.trainer
         if trainer is not None and trainer.world_size > 1:
-            raise ConfigurationError(
-                "data.weighted_sampler=true works on one device only; under DDP each process would draw "
-                "from the whole training set. Set data.weighted_sampler=false or train on one device."
-            )
+            raise ConfigurationError(WEIGHTED_SAMPLER_NEEDS_ONE_DEVICE)
         labels = self.datasets["train"].labels
         weights = 1.0 / class_counts(labels, self.num_classes)[labels]
         return WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), len(labels))

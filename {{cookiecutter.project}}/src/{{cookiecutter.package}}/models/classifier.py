@@ -188,7 +188,8 @@ class ImageClassifier(LightningModule):
                 parameter.requires_grad_(not self.backbone_frozen)
 
     def on_before_optimizer_step(self, optimizer) -> None:
-        if self.backbone_frozen:
+        # Only under DDP does a frozen backbone have gradients (see on_train_epoch_start).
+        if self.trainer.world_size > 1 and self.backbone_frozen:
             for parameter in backbone_parameters(self.model):
                 parameter.grad = None
 
