@@ -6,11 +6,11 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="eval")
 def main(config: DictConfig) -> None:
-    # Imported here so that `--help` and config errors answer without loading torch.
-    from {{ cookiecutter.package }}.cli import run_task
+    # Imported here so that `--help` and config errors answer without loading torch. Errors reach
+    # the user as one line through the run guard in configs/hydra/default.yaml.
     from {{ cookiecutter.package }}.evaluation import evaluate
 
-    run_task(evaluate, config)
+    evaluate(config)
 
 
 if __name__ == "__main__":

@@ -40,11 +40,11 @@ import torch.nn.functional as F
 from lightning.pytorch import Callback, Trainer
 from torch.utils.data import DataLoader
 
-from {{ cookiecutter.package }}.allocator import keep_freed_memory_for_reuse
 from {{ cookiecutter.package }}.data.digits import load_digits
 from {{ cookiecutter.package }}.data.transforms import resolve_preprocessing
 from {{ cookiecutter.package }}.models import ImageClassifier, create_backbone
 from {{ cookiecutter.package }}.optim import build_optimizer
+from {{ cookiecutter.package }}.run.allocator import keep_freed_memory_for_reuse
 
 OPTIMIZER = {"opt": "adamw", "lr": 2e-3, "weight_decay": 0.05}
 CLASS_NAMES = [str(digit) for digit in range(10)]

@@ -62,10 +62,12 @@ def test_callbacks_keep_the_best_checkpoint_by_validation_accuracy_and_the_last(
     from {{ cookiecutter.package }}.training import instantiate_callbacks
 
     callbacks = instantiate_callbacks(compose_config().callbacks)
-    best, last = (c for c in callbacks if isinstance(c, ModelCheckpoint))
+    best, last, periodic = (c for c in callbacks.values() if isinstance(c, ModelCheckpoint))
     assert (best.monitor, best.mode, best.save_top_k) == ("val/acc", "max", 1)
     assert (last.monitor, last.filename) == (None, "last")
-    assert any(isinstance(c, EarlyStopping) for c in callbacks)
+    assert (periodic.filename, periodic._train_time_interval.total_seconds()) == ("last", 1800)
+    assert callbacks["sigterm_checkpoint"].ckpt_path.endswith("checkpoints/last.ckpt")
+    assert any(isinstance(c, EarlyStopping) for c in callbacks.values())
 
 
 def test_experiment_overrides_several_groups(compose_config):

@@ -19,8 +19,9 @@ from timm.data.mixup import mixup_target
 from {{ cookiecutter.package }}.errors import ConfigurationError
 from {{ cookiecutter.package }}.finetune import classifier_parameter_names
 from {{ cookiecutter.package }}.models import ImageClassifier, create_backbone
-from {{ cookiecutter.package }}.process import configure_process
-from {{ cookiecutter.package }}.training import build_datamodule_and_model, build_trainer, instantiate_callbacks, train
+from {{ cookiecutter.package }}.run.process import configure_process
+from {{ cookiecutter.package }}.run.task import build_trainer
+from {{ cookiecutter.package }}.training import build_datamodule_and_model, instantiate_callbacks, train
 
 from conftest import FAST, read_results, run_script
 
@@ -49,7 +50,9 @@ def fit(config, *callbacks: Callback):
     """Fit like train.py does, without loggers, and return the trainer and the model."""
     configure_process(config)
     datamodule, model = build_datamodule_and_model(config)
-    trainer = build_trainer(config, [*instantiate_callbacks(config.callbacks), *callbacks], loggers=[])
+    trainer = build_trainer(
+        config, [*instantiate_callbacks(config.callbacks).values(), *callbacks], loggers=[]
+    )
     trainer.fit(model, datamodule=datamodule)
     return trainer, model
 
@@ -159,7 +162,7 @@ def test_linear_probe_leaves_every_backbone_tensor_bit_identical(compose_config)
     configure_process(config)
     datamodule, model = build_datamodule_and_model(config)
     backbone, classifier = backbone_state(model.model), classifier_state(model.model)
-    trainer = build_trainer(config, instantiate_callbacks(config.callbacks), loggers=[])
+    trainer = build_trainer(config, list(instantiate_callbacks(config.callbacks).values()), loggers=[])
     trainer.fit(model, datamodule=datamodule)
     assert any(name.endswith("running_mean") for name in backbone)  # batch-norm statistics are compared too
     assert changed(backbone, backbone_state(model.model)) == []
@@ -174,7 +177,7 @@ def test_freeze_unfreeze_trains_the_classifier_first_then_the_backbone_at_its_fr
     configure_process(config)
     datamodule, model = build_datamodule_and_model(config)
     initial = backbone_state(model.model)
-    trainer = build_trainer(config, [*instantiate_callbacks(config.callbacks), record], loggers=[])
+    trainer = build_trainer(config, [*instantiate_callbacks(config.callbacks).values(), record], loggers=[])
     trainer.fit(model, datamodule=datamodule)
     assert changed(initial, record.backbone[0]) == []  # epoch 0: classifier only, BN statistics kept
     assert changed(record.classifier[0], record.classifier[1])

@@ -181,12 +181,11 @@ def test_weighted_sampler_draws_the_classes_about_equally_often(tmp_path):
         root=root, weighted_sampler=True, val_fraction=0.1, test_fraction=0.1, image_size=4, batch_size=20
     )
     ready(datamodule)
-    torch.manual_seed(0)
-    sampled = [
-        int(datamodule.datasets["train"].labels[i])
-        for _ in range(20)
-        for i in datamodule.train_dataloader().sampler
-    ]
+    sampler = datamodule.train_dataloader().sampler
+    sampled = []
+    for epoch in range(20):
+        sampler.set_epoch(epoch)
+        sampled += [int(datamodule.datasets["train"].labels[index]) for index, _ in sampler]
     assert np.bincount(datamodule.datasets["train"].labels).tolist() == [72, 8]
     assert np.mean(sampled) == pytest.approx(0.5, abs=0.05)  # 8 of 80 without the sampler
 

@@ -58,13 +58,13 @@ def test_last_checkpoint_is_the_final_step_and_resuming_continues_the_new_schedu
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("trainer.max_epochs=0", "trainer.max_epochs=0: train for at least 1 epoch"),
+        ("trainer.max_epochs=0", "trainer.max_epochs=0 must be at least 1; set e.g. trainer.max_epochs=10"),
         ("ckpt_path=/nonexistent/last.ckpt", "no such checkpoint file"),
         ("trainer.precision=bogus", "Precision 'bogus' is invalid"),
         ("float32_matmul_precision=medum", "use one of highest, high, medium"),
         ("data.val_fraction=0", "data.val_fraction=0 must be above 0"),
         ("data.image_size=0", "data.image_size=0 must be at least 1"),
-        ("optimizer.lr=-1", "Invalid learning rate"),
+        ("optimizer.lr=-1", "optimizer.lr=-1 must be at least 0; set e.g. optimizer.lr=1e-3"),
     ],
 )
 def test_bad_settings_fail_with_a_message_naming_them(compose_config, override, message):
@@ -114,7 +114,7 @@ def test_wandb_logs_offline_without_waiting_for_a_login(compose_config, tmp_path
 def test_malloc_tuning_applies_where_glibc_is_the_c_library():
     import platform
 
-    from {{ cookiecutter.package }}.allocator import keep_freed_memory_for_reuse
+    from {{ cookiecutter.package }}.run.allocator import keep_freed_memory_for_reuse
 
     on_glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
     assert keep_freed_memory_for_reuse() == on_glibc

@@ -1,42 +1,42 @@
-"""Train a classifier from a composed config: fit, test the best checkpoint, write results.json."""
+"""The train task: fit a classifier, test its best checkpoint, write results.json."""
 
 from __future__ import annotations
 
 import logging
-import time
-from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
-from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch import Callback, Trainer
-from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from .console import print_config, print_outputs, save_config
+from .callbacks import SeedEveryStep
 from .data import ClassificationDataModule
-from .data.base import WEIGHTED_SAMPLER_NEEDS_ONE_DEVICE
 from .errors import ConfigurationError, instantiate_checked
-from .loggers import finish_loggers, instantiate_loggers, logger_directories
 from .models import ImageClassifier
 from .models.backbone import check_backbone_name
-from .process import configure_process
-from .results import check_output_dir_is_new, metrics_as_floats, write_results
+from .run.checkpoints import check_resumable
+from .run.checks import check_trainer_settings
+from .run.directory import metrics_as_floats
+from .run.task import Run
 
 log = logging.getLogger(__name__)
 
 
-def instantiate_callbacks(config: DictConfig | None) -> list[Callback]:
-    """Instantiate every callback of the `callbacks` group (entries set to null are skipped)."""
-    return [instantiate(entry) for entry in (config or {}).values() if entry is not None]
+class RunInterrupted(ConfigurationError):
+    """The run was told to stop (SIGTERM) and saved where it was; the message says how to go on."""
+
+
+def instantiate_callbacks(config: DictConfig | None) -> dict[str, Callback]:
+    """Instantiate every callback of the `callbacks` group by name (entries set to null are skipped)."""
+    return {str(name): instantiate(entry) for name, entry in (config or {}).items() if entry is not None}
 
 
 def build_datamodule_and_model(config: DictConfig) -> tuple[ClassificationDataModule, ImageClassifier]:
     """Instantiate the data module, then the model for its classes and preprocessing."""
     check_backbone_name(config.model.backbone)  # before anything slow, and before timm's own errors
-    datamodule: ClassificationDataModule = instantiate_checked(config.data)
+    datamodule: ClassificationDataModule = instantiate_checked(config.data, seed=config.seed)
     preprocessing = datamodule.resolve_preprocessing(config.model.backbone)
     model: ImageClassifier = instantiate_checked(
         config.model,
@@ -50,21 +50,14 @@ def build_datamodule_and_model(config: DictConfig) -> tuple[ClassificationDataMo
     return datamodule, model
 
 
-def check_run_settings(config: DictConfig) -> None:
-    """Refuse settings that would fail late or silently train nothing, naming the key to change."""
-    max_epochs = config.trainer.get("max_epochs")
-    if max_epochs is None or max_epochs < 1:
-        raise ConfigurationError(
-            f"trainer.max_epochs={max_epochs}: train for at least 1 epoch (the schedule spans the epochs)."
-        )
-    ckpt_path = config.get("ckpt_path")
-    if ckpt_path and not Path(ckpt_path).expanduser().is_file():
-        raise ConfigurationError(f"ckpt_path={ckpt_path!r}: no such checkpoint file to resume from.")
+def check_train_settings(config: DictConfig) -> None:
+    """Refuse combinations of settings that would fail late or silently train nothing."""
     unfreeze_at_epoch = config.get("finetune", {}).get("unfreeze_at_epoch")
-    if unfreeze_at_epoch is not None and unfreeze_at_epoch >= max_epochs:
+    if unfreeze_at_epoch is not None and unfreeze_at_epoch >= config.trainer.max_epochs:
         raise ConfigurationError(
-            f"finetune.unfreeze_at_epoch={unfreeze_at_epoch} >= trainer.max_epochs={max_epochs}: the "
-            "backbone would never train. Lower it, raise trainer.max_epochs, or use finetune=linear_probe."
+            f"finetune.unfreeze_at_epoch={unfreeze_at_epoch} >= trainer.max_epochs="
+            f"{config.trainer.max_epochs}: the backbone would never train. Lower it, raise "
+            "trainer.max_epochs, or use finetune=linear_probe."
         )
     mixup = config.model.get("mixup") or {}
     if mixup.get("prob", 0) > 0 and config.data.batch_size % 2:
@@ -72,33 +65,12 @@ def check_run_settings(config: DictConfig) -> None:
             "model.mixup needs an even data.batch_size (it mixes pairs of images); "
             f"got data.batch_size={config.data.batch_size}."
         )
-    distributed = bool(config.trainer.get("strategy")) and "ddp" in str(config.trainer.strategy)
-    if distributed and config.data.get("weighted_sampler"):
-        raise ConfigurationError(WEIGHTED_SAMPLER_NEEDS_ONE_DEVICE)
-    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    if multirun and distributed:
-        raise ConfigurationError(
-            "DDP (trainer=ddp or ddp_sim) inside a multirun (-m) is not supported yet: Lightning would "
-            "restart the whole sweep in every process. Run the jobs one by one, or sweep on one device."
-        )
-
-
-def build_trainer(config: DictConfig, callbacks: list[Callback], loggers: list) -> Trainer:
-    """Instantiate the `trainer` group; settings Lightning rejects become a ConfigurationError."""
-    if not loggers:
-        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    try:
-        return instantiate(config.trainer, callbacks=callbacks, logger=loggers or False)
-    except InstantiationException as error:
-        # Lightning rejects bad values (precision, accelerator, devices, ...) when the Trainer is built.
-        cause = error.__cause__ or error
-        raise ConfigurationError(f"Invalid trainer settings: {cause}") from cause
 
 
 def checkpoint_paths(trainer: Trainer) -> dict[str, Any]:
     """Return the monitored metric, the best checkpoint and score, and the latest checkpoint."""
-    monitored = [c for c in trainer.checkpoint_callbacks if c.monitor is not None]
-    latest = [c for c in trainer.checkpoint_callbacks if c.monitor is None]
+    monitored = [c for c in trainer.checkpoint_callbacks if getattr(c, "monitor", None) is not None]
+    latest = [c for c in trainer.checkpoint_callbacks if hasattr(c, "monitor") and c.monitor is None]
     best = monitored[0] if monitored else None
     return {
         "monitor": best.monitor if best else None,
@@ -108,74 +80,67 @@ def checkpoint_paths(trainer: Trainer) -> dict[str, Any]:
     }
 
 
-def fit_and_test(
-    config: DictConfig, trainer: Trainer, model: ImageClassifier, datamodule: ClassificationDataModule
-) -> tuple[dict[str, float], dict[str, Any]]:
-    """Fit, then test the best checkpoint (or the final weights when none was saved).
-
-    Returns the metrics and the checkpoint paths as they were after fitting (testing a checkpoint
-    restores the callbacks' state from it).
-    """
-    trainer.fit(model, datamodule=datamodule, ckpt_path=config.get("ckpt_path"))
-    metrics = metrics_as_floats(trainer.callback_metrics)
-    checkpoints = checkpoint_paths(trainer)
-    if config.get("test"):
-        best_checkpoint = checkpoints["best_checkpoint"]
-        if not best_checkpoint:
-            log.warning(
-                "No best checkpoint was saved (debug=fdr or no model_checkpoint): testing the final weights."
+def report_early_stop(trainer: Trainer) -> None:
+    for callback in trainer.callbacks:
+        if isinstance(callback, EarlyStopping) and callback.stopped_epoch > 0:
+            log.info(
+                "Early stopping ended the run after epoch %d of %d: %s did not improve for %d epochs "
+                "(best %.4f).",
+                callback.stopped_epoch + 1,
+                trainer.max_epochs,
+                callback.monitor,
+                callback.patience,
+                float(callback.best_score),
             )
-        trainer.test(model, datamodule=datamodule, ckpt_path=best_checkpoint, weights_only=True)
-        metrics.update(metrics_as_floats(trainer.callback_metrics))
-    return metrics, checkpoints
 
 
-def describe_run(
-    trainer: Trainer, metrics: dict[str, float], checkpoints: dict[str, Any], output_dir: Path, seconds: float
-) -> dict[str, Any]:
-    """Return the content of results.json: final metrics and where the checkpoints are."""
-    return {
-        "metrics": metrics,
-        **checkpoints,
-        "epochs": trainer.current_epoch,
-        "output_dir": str(output_dir),
-        "wall_time_s": round(seconds, 2),
-    }
+def fit(
+    trainer: Trainer, model: ImageClassifier, datamodule: ClassificationDataModule, ckpt_path: str | None
+) -> None:
+    """trainer.fit; a SIGTERM (preemption) becomes a message saying how to continue."""
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SIGTERMException:
+        last = checkpoint_paths(trainer)["last_checkpoint"] or "<run dir>/checkpoints/last.ckpt"
+        raise RunInterrupted(
+            f"Stopped by SIGTERM at epoch {trainer.current_epoch}, step {trainer.global_step}; saved "
+            f"{last}. Continue with the same command plus resume=auto (or ckpt_path={last})."
+        ) from None
 
 
 def train(config: DictConfig) -> dict[str, Any]:
     """Fit the model, test its best checkpoint, and write results.json; return those results."""
-    started = time.perf_counter()
-    configure_process(config)
-    output_dir = Path(config.paths.output_dir)
-    check_output_dir_is_new(output_dir)
-    check_run_settings(config)
+    with Run(config) as run:
+        check_train_settings(config)
+        datamodule, model = build_datamodule_and_model(config)
+        if config.get("ckpt_path"):
+            check_resumable(config.ckpt_path, model)
+        callbacks = instantiate_callbacks(config.get("callbacks"))
+        trainer = run.build_trainer([*callbacks.values(), SeedEveryStep(config.seed)])
+        check_trainer_settings(config, trainer, callbacks, model.monitorable_metrics())
+        run.save_config(show=True)
 
-    datamodule, model = build_datamodule_and_model(config)
-    loggers = instantiate_loggers(config.get("logger"))
-    trainer = build_trainer(config, instantiate_callbacks(config.get("callbacks")), loggers)
-    if trainer.is_global_zero:
-        print_config(config)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, output_dir)
-    try:
-        metrics, checkpoints = fit_and_test(config, trainer, model, datamodule)
-    finally:
-        finish_loggers(loggers)
+        fit(trainer, model, datamodule, config.get("ckpt_path"))
+        report_early_stop(trainer)
+        metrics = metrics_as_floats(trainer.callback_metrics)
+        checkpoints = checkpoint_paths(trainer)  # testing a checkpoint restores the callbacks' state from it
+        if config.get("test"):
+            if not checkpoints["best_checkpoint"]:
+                log.warning(
+                    "No best checkpoint was saved (debug=fdr or no model_checkpoint): "
+                    "testing the final weights."
+                )
+            trainer.test(
+                model, datamodule=datamodule, ckpt_path=checkpoints["best_checkpoint"], weights_only=True
+            )
+            metrics.update(metrics_as_floats(trainer.callback_metrics))
 
-    results = describe_run(trainer, metrics, checkpoints, output_dir, time.perf_counter() - started)
-    if trainer.is_global_zero:
-        results_path = write_results(output_dir, results)
-        print_outputs(
-            f"Run finished in {results['wall_time_s']:.1f} s",
-            {
-                "run directory": output_dir,
-                "best checkpoint": results["best_checkpoint"],
-                "last checkpoint": results["last_checkpoint"],
-                "logs": ", ".join(logger_directories(loggers)),
-                "config": output_dir / "config.yaml",
-                "results": results_path,
+        return run.finish(
+            {"metrics": metrics, **checkpoints, "epochs": trainer.current_epoch},
+            title="Run finished",
+            paths={
+                "best checkpoint": checkpoints["best_checkpoint"],
+                "last checkpoint": checkpoints["last_checkpoint"],
             },
-            {name: value for name, value in metrics.items() if name.startswith("test/")},
+            metrics={name: value for name, value in metrics.items() if name.startswith("test/")},
         )
-    return results

@@ -5,14 +5,15 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import rich
 import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.accelerators import CPUAccelerator
-from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 from ..errors import ConfigurationError
 from .datasets import LabelledImageDataset
@@ -44,6 +45,73 @@ class EvenlyShardedSampler(DistributedSampler):
         return math.ceil((len(self.dataset) - self.rank) / self.num_replicas)
 
 
+class TrainingSampler(DistributedSampler):
+    """The training order, a function of (seed, epoch) alone, so that a resumed run sees what the
+    uninterrupted one saw.
+
+    Each epoch draws a permutation of the training set (or, with `weights`, samples with replacement
+    in proportion to them) and a seed per sample, which fixes that sample's random augmentation
+    (see datasets.seed_random_generators). Each process takes every world_size-th sample; the tail
+    that does not divide evenly is dropped, like DistributedSampler(drop_last=True).
+    `start_at(epoch, samples)` makes the next iteration begin part-way through an epoch.
+    """
+
+    def __init__(
+        self,
+        dataset: LabelledImageDataset,
+        seed: int,
+        num_replicas: int = 1,
+        rank: int = 0,
+        weights: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__(
+            dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True
+        )
+        self.weights = weights
+        self.skip = 0
+
+    def start_at(self, epoch: int, samples: int) -> None:
+        self.set_epoch(epoch)
+        self.skip = samples
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        generator = torch.Generator().manual_seed(
+            int(np.random.SeedSequence([self.seed, self.epoch]).generate_state(1, np.uint64)[0] >> 1)
+        )
+        size, total = len(self.dataset), self.num_samples * self.num_replicas
+        if self.weights is None:
+            order = torch.randperm(size, generator=generator)[:total]
+        else:
+            order = torch.multinomial(self.weights, total, replacement=True, generator=generator)
+        seeds = torch.randint(2**62, (total,), generator=generator)
+        start, self.skip = self.skip, 0
+        mine = slice(self.rank + start * self.num_replicas, total, self.num_replicas)
+        return zip(order[mine].tolist(), seeds[mine].tolist(), strict=True)
+
+
+class ResumableDataLoader(DataLoader):
+    """A DataLoader Lightning can stop and restart mid-epoch: its state is (epoch, batches done).
+
+    Lightning saves `state_dict()` in every checkpoint and hands it to `load_state_dict()` before
+    iterating again when it resumes; `progress` says how many batches of the current epoch the
+    trainer has finished (Lightning fetches one batch ahead, so the loader cannot count them itself).
+    """
+
+    def __init__(self, *args: Any, progress: Callable[[], tuple[int, int]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.progress = progress
+
+    def state_dict(self) -> dict[str, int]:
+        epoch, batches = self.progress()
+        if batches >= len(self):  # the epoch is over: the next one starts from its beginning
+            epoch, batches = epoch + 1, 0
+        return {"epoch": epoch, "batches": batches}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if isinstance(self.sampler, TrainingSampler):  # debug=overfit replaces it with a fixed order
+            self.sampler.start_at(state["epoch"], state["batches"] * self.batch_size)
+
+
 class ClassificationDataModule(LightningDataModule):
     """Turns a labelled image source into train/val/test loaders; subclasses say where images come from.
 
@@ -64,14 +132,9 @@ class ClassificationDataModule(LightningDataModule):
         augment: str = "light",
         random_erasing: float = 0.0,
         weighted_sampler: bool = False,
+        seed: int = 0,
     ) -> None:
-        super().__init__()
-        if batch_size < 1:
-            raise ConfigurationError(f"data.batch_size={batch_size} must be at least 1.")
-        if num_workers is not None and num_workers < 0:
-            raise ConfigurationError(f"data.num_workers={num_workers} must be 0 or more.")
-        if image_size is not None and image_size < 1:
-            raise ConfigurationError(f"data.image_size={image_size} must be at least 1 pixel.")
+        super().__init__()  # the ranges of these values are checked in run/checks.py
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.image_size = image_size
@@ -84,6 +147,7 @@ class ClassificationDataModule(LightningDataModule):
         self.augment = augment
         self.random_erasing = random_erasing
         self.weighted_sampler = weighted_sampler
+        self.seed = seed  # the run's seed: training order and augmentation (split_seed fixes the splits)
         self.pin_memory = pin_memory
         self.preprocessing: dict[str, Any] | None = None
         self.datasets: dict[str, LabelledImageDataset] = {}
@@ -173,43 +237,56 @@ class ClassificationDataModule(LightningDataModule):
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         return max(0, min(MAX_AUTO_WORKERS, cores // max(1, trainer.num_devices) - 1))
 
-    def class_balanced_sampler(self) -> WeightedRandomSampler:
-        """Draw training images with probability inversely proportional to their class's frequency."""
+    def class_balanced_weights(self) -> torch.Tensor:
+        """Weights inversely proportional to each training image's class frequency."""
         trainer = self.trainer
         if trainer is not None and trainer.world_size > 1:
             raise ConfigurationError(WEIGHTED_SAMPLER_NEEDS_ONE_DEVICE)
         labels = self.datasets["train"].labels
-        weights = 1.0 / class_counts(labels, self.num_classes)[labels]
-        return WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), len(labels))
+        return torch.as_tensor(1.0 / class_counts(labels, self.num_classes)[labels], dtype=torch.double)
 
-    def _loader(self, split: str) -> DataLoader:
-        training = split == "train"
-        sampler = None
-        trainer = self.trainer
-        if training and self.weighted_sampler:
-            sampler = self.class_balanced_sampler()
-        elif not training and trainer is not None and trainer.world_size > 1:
+    def _loader_arguments(self) -> dict[str, Any]:
+        pin_memory = torch.cuda.is_available() if self.pin_memory is None else self.pin_memory
+        num_workers = self.resolved_num_workers()
+        return {
+            "batch_size": self.batch_size,
+            "num_workers": num_workers,
+            "pin_memory": pin_memory,
+            "persistent_workers": num_workers > 0,
+        }
+
+    def _training_progress(self) -> tuple[int, int]:
+        fit_loop = self.trainer.fit_loop
+        return fit_loop.epoch_progress.current.processed, fit_loop.epoch_loop.batch_progress.current.processed
+
+    def _evaluation_loader(self, split: str) -> DataLoader:
+        trainer, sampler = self.trainer, None
+        if trainer is not None and trainer.world_size > 1:
             sampler = EvenlyShardedSampler(
                 self.datasets[split], num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
             )
-        pin_memory = torch.cuda.is_available() if self.pin_memory is None else self.pin_memory
-        num_workers = self.resolved_num_workers()
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=training and sampler is None,
-            sampler=sampler,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            persistent_workers=num_workers > 0,
-            drop_last=training,
-        )
+        return DataLoader(self.datasets[split], sampler=sampler, **self._loader_arguments())
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
+        trainer = self.trainer
+        sampler = TrainingSampler(
+            self.datasets["train"],
+            seed=self.seed,
+            num_replicas=trainer.world_size if trainer is not None else 1,
+            rank=trainer.global_rank if trainer is not None else 0,
+            weights=self.class_balanced_weights() if self.weighted_sampler else None,
+        )
+        progress = self._training_progress if trainer is not None else (lambda: (0, 0))
+        return ResumableDataLoader(
+            self.datasets["train"],
+            sampler=sampler,
+            drop_last=True,
+            progress=progress,
+            **self._loader_arguments(),
+        )
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
+        return self._evaluation_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
+        return self._evaluation_loader("test")

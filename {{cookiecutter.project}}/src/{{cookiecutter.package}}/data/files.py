@@ -17,7 +17,7 @@ from PIL import Image
 
 from ..errors import ConfigurationError
 from .base import ClassificationDataModule
-from .datasets import LabelledImageDataset
+from .datasets import LabelledImageDataset, split_key
 from .images import READ_ERRORS, load_rgb, read_image_size
 from .splits import check_fraction, split_by_class, stratified_split
 
@@ -103,7 +103,8 @@ class ImageFileDataset(LabelledImageDataset):
     def image_size(self, index: int) -> tuple[int, int]:
         return int(self.sizes[index, 0]), int(self.sizes[index, 1])
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, key):
+        index, seed = split_key(key)
         for offset in range(len(self)):
             candidate = (index + offset) % len(self)
             try:
@@ -113,9 +114,7 @@ class ImageFileDataset(LabelledImageDataset):
             else:
                 if offset:
                     self.bad_files.report("while loading")
-                if self.transform is not None:
-                    image = self.transform(image)
-                return image, int(self.labels[candidate])
+                return self.transformed(image, seed), int(self.labels[candidate])
             self.bad_files.add(self.paths[candidate], failure)
         raise ConfigurationError(f"None of the {len(self)} images of this split can be read.")
 

@@ -23,8 +23,8 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, open_dict
 from PIL import Image, ImageDraw
 
-from ..cli import run_task
 from ..errors import ConfigurationError, instantiate_checked
+from ..run.command import run_command
 from .base import ClassificationDataModule
 from .summary import size_statistics_table
 
@@ -112,7 +112,7 @@ def report(overrides: list[str]) -> Path:
 
 
 def main() -> None:
-    run_task(report, sys.argv[1:])
+    run_command(report, sys.argv[1:])
 
 
 if __name__ == "__main__":

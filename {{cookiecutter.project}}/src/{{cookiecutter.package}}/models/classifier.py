@@ -10,7 +10,6 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from timm.data import Mixup
-from timm.loss import SoftTargetCrossEntropy
 from timm.scheduler.scheduler import Scheduler
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
@@ -72,8 +71,6 @@ class ImageClassifier(LightningModule):
         class_names = [str(name) for name in _plain(class_names)]
         if len(class_names) < 2:
             raise ConfigurationError(f"A classifier needs at least 2 classes, the data has {class_names}.")
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ConfigurationError(f"model.label_smoothing={label_smoothing} must be in [0, 1), e.g. 0.1.")
         preprocessing = _plain(preprocessing)
         mixup = {**DEFAULT_MIXUP, **(_plain(mixup) or {})}
         optimizer = _plain(optimizer) or {"opt": "adamw", "lr": 1e-3}
@@ -90,7 +87,6 @@ class ImageClassifier(LightningModule):
             **({} if drop_path_rate is None else {"drop_path_rate": drop_path_rate}),
         )
         self.mixup = _build_mixup(mixup, label_smoothing, len(class_names))
-        self.soft_target_loss = SoftTargetCrossEntropy()
         # A linear probe never trains the backbone: without gradients it costs no backward pass either.
         if finetune["unfreeze_at_epoch"] is None:
             for parameter in backbone_parameters(self.model):
@@ -103,6 +99,8 @@ class ImageClassifier(LightningModule):
         )
         self.val_acc = self.train_acc.clone()
         self.test_acc = self.train_acc.clone()
+        # Updated with one loss per image (see _step): with nan_strategy="disable" MeanMetric ignores
+        # any weights passed to it (torchmetrics 1.9), so batch means weighted by size would be wrong.
         self.train_loss = MeanMetric(nan_strategy="disable")
         self.val_loss = self.train_loss.clone()
         self.test_loss = self.train_loss.clone()
@@ -119,14 +117,21 @@ class ImageClassifier(LightningModule):
             # each image's own original label.
             images, soft_targets = self.mixup(images, targets)
             logits = self(images)
-            loss = self.soft_target_loss(logits, soft_targets)
+            losses = torch.sum(-soft_targets * F.log_softmax(logits, dim=-1), dim=-1)  # soft-target CE
         else:
             logits = self(images)
             smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
-            loss = F.cross_entropy(logits, targets, label_smoothing=smoothing)
-        getattr(self, f"{stage}_loss").update(loss.detach(), weight=targets.shape[0])
+            losses = F.cross_entropy(logits, targets, label_smoothing=smoothing, reduction="none")
+        # One value per image, so the epoch's loss is the mean over images, whatever the batch size
+        # and however the images are split across processes.
+        getattr(self, f"{stage}_loss").update(losses.detach())
         getattr(self, f"{stage}_acc").update(logits.detach(), targets)
-        return loss
+        return losses.mean()
+
+    @staticmethod
+    def monitorable_metrics() -> list[str]:
+        """The metrics a callback or schedule can monitor: what _log_epoch logs during fitting."""
+        return [f"{stage}/{name}" for stage in ("train", "val") for name in ("acc", "loss")]
 
     def _log_epoch(self, stage: str) -> None:
         # Logged once per epoch rather than handed to self.log on every step, which costs Lightning

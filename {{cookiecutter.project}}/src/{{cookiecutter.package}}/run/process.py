@@ -6,8 +6,8 @@ import torch
 from lightning.pytorch import seed_everything
 from omegaconf import DictConfig
 
+from ..errors import ConfigurationError
 from .allocator import keep_freed_memory_for_reuse
-from .errors import ConfigurationError
 
 MATMUL_PRECISIONS = ("highest", "high", "medium")
 

@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, open_dict
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,13 @@ def _check_installed(name: str, target: str) -> None:
 
 
 def _use_wandb_offline_without_login(name: str, config: DictConfig) -> None:
-    if os.environ.get("WANDB_MODE") or config.get("offline") or wandb_has_credentials():
+    mode = os.environ.get("WANDB_MODE")
+    if mode == "online" and not config.get("offline") and not wandb_has_credentials():
+        raise ConfigurationError(
+            "WANDB_MODE=online, but wandb has no API key (WANDB_API_KEY or `wandb login`), so it would "
+            "stop to ask for one. Log in first, or unset WANDB_MODE to log offline and `wandb sync` later."
+        )
+    if mode or config.get("offline") or wandb_has_credentials():
         return
     with open_dict(config):
         config.offline = True

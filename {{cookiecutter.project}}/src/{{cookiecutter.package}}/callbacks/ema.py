@@ -1,4 +1,4 @@
-"""Lightning callbacks of this project, configured in configs/callbacks and configs/ema."""
+"""An exponential moving average of the weights (configs/ema), also for testing after training."""
 
 from __future__ import annotations
 

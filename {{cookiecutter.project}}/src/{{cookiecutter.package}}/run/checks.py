@@ -1,0 +1,137 @@
+"""What is bad input: the types and ranges of the keys users set, and settings that need the built
+trainer to judge. Every check names the key, the value and the fix; all of them run before training."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from ..errors import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Number:
+    """A whole (`whole=True`) or real number in [minimum, maximum] (maximum excluded when `open_top`)."""
+
+    example: str
+    whole: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    open_top: bool = False
+    nullable: bool = False
+
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with `value`, or None."""
+        if value is None:
+            return None if self.nullable else "must be set"
+        kinds = (int,) if self.whole else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            return "is not a whole number" if self.whole else "is not a number"
+        too_low = self.minimum is not None and value < self.minimum
+        too_high = self.maximum is not None and (
+            value >= self.maximum if self.open_top else value > self.maximum
+        )
+        if not (too_low or too_high):
+            return None
+        if self.maximum is None:
+            return f"must be at least {self.minimum:g}"
+        top = f"below {self.maximum:g}" if self.open_top else f"at most {self.maximum:g}"
+        return f"must be from {self.minimum:g} to {top}"
+
+
+WHOLE_AT_LEAST_1 = {"whole": True, "minimum": 1}
+PROBABILITY = {"minimum": 0, "maximum": 1}
+# Every key below that the run's config has is checked; keys of other tasks are simply absent.
+SETTINGS: dict[str, Number] = {
+    "seed": Number("42", whole=True),
+    "trainer.max_epochs": Number("10", **WHOLE_AT_LEAST_1),
+    "trainer.min_epochs": Number("1", whole=True, minimum=0, nullable=True),
+    "trainer.accumulate_grad_batches": Number("2", **WHOLE_AT_LEAST_1),
+    "trainer.log_every_n_steps": Number("10", **WHOLE_AT_LEAST_1),
+    "trainer.check_val_every_n_epoch": Number("1", **WHOLE_AT_LEAST_1, nullable=True),
+    "trainer.num_nodes": Number("1", **WHOLE_AT_LEAST_1),
+    "trainer.gradient_clip_val": Number("1.0", minimum=0, nullable=True),
+    "data.batch_size": Number("64", **WHOLE_AT_LEAST_1),
+    "data.num_workers": Number("4", whole=True, minimum=0, nullable=True),
+    "data.image_size": Number("224", **WHOLE_AT_LEAST_1, nullable=True),
+    "data.random_erasing": Number("0.25", **PROBABILITY),
+    "data.split_seed": Number("0", whole=True),
+    "model.drop_rate": Number("0.1", **PROBABILITY, open_top=True),
+    "model.drop_path_rate": Number("0.1", **PROBABILITY, open_top=True, nullable=True),
+    "model.label_smoothing": Number("0.1", **PROBABILITY, open_top=True),
+    "model.mixup.prob": Number("1.0", **PROBABILITY),
+    "optimizer.lr": Number("1e-3", minimum=0),
+    "optimizer.weight_decay": Number("0.05", minimum=0),
+    "optimizer.momentum": Number("0.9", **PROBABILITY, open_top=True),
+    "scheduler.warmup_epochs": Number("1", whole=True, minimum=0),
+    "finetune.unfreeze_at_epoch": Number("2", whole=True, minimum=0, nullable=True),
+    "finetune.backbone_lr_scale": Number("0.1", minimum=0),
+}
+
+
+def check_settings(config: DictConfig) -> None:
+    """Refuse a value of the wrong type or out of range, naming the key, the value and an example."""
+    for key, rule in SETTINGS.items():
+        if OmegaConf.select(config, key, default="<absent>") == "<absent>":
+            continue
+        value = OmegaConf.select(config, key)
+        problem = rule.problem(value)
+        if problem:
+            raise ConfigurationError(f"{key}={value!r} {problem}; set e.g. {key}={rule.example}.")
+    if OmegaConf.select(config, "optimizer.lr") == 0:
+        log.warning(
+            "optimizer.lr=0: no weight will change, so the model stays as it starts. "
+            "Set e.g. optimizer.lr=1e-3."
+        )
+
+
+def check_unknown_keys(group: str, given: Mapping[str, Any], known: Any) -> None:
+    """Refuse keys of config group `group` that are not among `known` (the names its code takes)."""
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ConfigurationError(
+            f"Unknown {group} option(s) {', '.join(f'{group}.{key}' for key in unknown)}; "
+            f"known: {', '.join(sorted(known))}."
+        )
+
+
+def check_trainer_settings(
+    config: DictConfig, trainer: Any, callbacks: Mapping[str, Any], metric_names: list[str]
+) -> None:
+    """Checks that need the built Trainer: its world size, and the metrics callbacks monitor.
+
+    Judged from what Lightning built (trainer.world_size counts devices x nodes, whatever strategy
+    string chose them), not from the config's strings; all before any process starts or epoch runs.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from ..data.base import WEIGHTED_SAMPLER_NEEDS_ONE_DEVICE
+
+    if trainer.world_size > 1:
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise ConfigurationError(
+                f"This sweep job would train on {trainer.world_size} processes (trainer.devices x "
+                "trainer.num_nodes), but training on several processes inside a multirun (-m) is not "
+                "supported yet: Lightning would restart the whole sweep in every process. Sweep on one "
+                "device (trainer.devices=1) or run the jobs one by one."
+            )
+        if config.data.get("weighted_sampler"):
+            raise ConfigurationError(WEIGHTED_SAMPLER_NEEDS_ONE_DEVICE)
+    monitors = {
+        f"callbacks.{name}.monitor": getattr(callback, "monitor", None)
+        for name, callback in callbacks.items()
+    }
+    if config.get("scheduler", {}).get("sched") == "plateau":
+        monitors["scheduler.monitor"] = config.scheduler.get("monitor", "val/acc")
+    for key, metric in monitors.items():
+        if metric is not None and metric not in metric_names:
+            raise ConfigurationError(
+                f"{key}={metric!r} is not a metric this run logs; use one of {', '.join(metric_names)}."
+            )

@@ -1,0 +1,52 @@
+"""The command-line boundary: a user error ends with one line and exit status 1, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from ..errors import user_error
+
+HARDWARE_WORDS = ("gpu", "cuda", "mps", "accelerator", "tpu")
+
+
+def exit_with_message(error: BaseException) -> NoReturn:
+    """Print `error` as one line on stderr and exit with status 1."""
+    hint = ""
+    if any(word in str(error).lower() for word in HARDWARE_WORDS):
+        hint = " Check that the trainer preset fits this machine (trainer=cpu, gpu, ddp, ddp_sim or mps)."
+    print(f"Error: {error}{hint}", file=sys.stderr)
+    sys.exit(1)
+
+
+class DropAdvertisements(logging.Filter):
+    """Lightning logs tips for its cloud products on every run; they say nothing about the run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("💡")
+
+
+def send_lightning_logs_to_hydra() -> None:
+    """Drop the console handler `import lightning` adds: Hydra's root handlers already show those
+    messages (and also write them to the run's log file), so each would print twice."""
+    if logging.getLogger().handlers:
+        logging.getLogger("lightning").handlers.clear()
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(DropAdvertisements())
+    # Lightning 2.6 calls a torch API that newer torch releases deprecate; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
+def run_command(task: Callable[[Any], Any], argument: Any) -> Any:
+    """Run `task(argument)` outside Hydra's run machinery (e.g. the data report): user errors
+    become one line and exit status 1. Hydra runs get the same from hydra_callback.RunGuard."""
+    send_lightning_logs_to_hydra()
+    try:
+        return task(argument)
+    except Exception as error:
+        problem = user_error(error)
+        if problem is None:
+            raise
+        exit_with_message(problem)

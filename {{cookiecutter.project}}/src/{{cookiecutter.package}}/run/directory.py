@@ -1,0 +1,66 @@
+"""A run directory: whether it may be used, results.json written once and atomically, failure marks."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from ..errors import ConfigurationError
+
+RESULTS_FILE = "results.json"
+# Written in a sweep job's directory when the job failed, so summaries can say which and why.
+FAILURE_FILE = "failure.json"
+CHECKPOINT_DIR = "checkpoints"
+
+
+def start_checkpoint(config: DictConfig) -> str | None:
+    """The checkpoint a run starts from (`ckpt_path`), or None; eval's required ??? counts as None here."""
+    if "ckpt_path" not in config or OmegaConf.is_missing(config, "ckpt_path"):
+        return None
+    return config.ckpt_path
+
+
+def has_checkpoints(run_dir: Path) -> bool:
+    checkpoints = run_dir / CHECKPOINT_DIR
+    return checkpoints.is_dir() and any(checkpoints.glob("*.ckpt"))
+
+
+def check_output_dir_is_new(run_dir: Path, resume_from: str | None = None) -> None:
+    """Refuse a directory that holds a finished run, or checkpoints this run did not resume from."""
+    run_dir = Path(run_dir)
+    if (run_dir / RESULTS_FILE).exists():
+        raise ConfigurationError(
+            f"{run_dir} already holds the results of a finished run, which this run would overwrite. "
+            "Leave hydra.run.dir at its default or choose a new directory."
+        )
+    resuming_here = resume_from is not None and (
+        Path(resume_from).expanduser().resolve().parent == (run_dir / CHECKPOINT_DIR).resolve()
+    )
+    if has_checkpoints(run_dir) and not resuming_here:
+        raise ConfigurationError(
+            f"{run_dir} already holds the checkpoints of another run, which this run would overwrite. "
+            f"Continue that run with resume=auto (or ckpt_path={run_dir / CHECKPOINT_DIR / 'last.ckpt'}), "
+            "or choose a new directory."
+        )
+
+
+def write_json_atomically(path: Path, content: Mapping[str, Any]) -> Path:
+    """Write JSON to a temporary file beside `path`, then rename: a crash never leaves half a file."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(content, indent=2) + "\n")
+    os.replace(temporary, path)
+    return path
+
+
+def write_results(run_dir: Path, results: Mapping[str, Any]) -> Path:
+    return write_json_atomically(Path(run_dir) / RESULTS_FILE, results)
+
+
+def metrics_as_floats(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Turn Lightning's callback metrics (tensors) into plain floats, sorted by name."""
+    return {name: float(value) for name, value in sorted(metrics.items())}

@@ -1,0 +1,142 @@
+"""The edges of a Hydra run: what happens before Hydra writes into the run directory, and after the
+job has ended. Configured in configs/hydra/default.yaml; imports nothing heavy (no torch)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from ..errors import ConfigurationError, user_error
+from .command import exit_with_message
+from .directory import (
+    CHECKPOINT_DIR,
+    FAILURE_FILE,
+    RESULTS_FILE,
+    check_output_dir_is_new,
+    has_checkpoints,
+    start_checkpoint,
+    write_json_atomically,
+)
+
+log = logging.getLogger(__name__)
+# Keys that say how to start a run rather than what it trains: a run resumed with them is the same run.
+START_KEYS = ("resume", "ckpt_path")
+
+
+def is_worker_process() -> bool:
+    """True in the processes a distributed launch adds; the run directory belongs to the first one."""
+    return any(int(os.environ.get(name, "0") or 0) > 0 for name in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+
+
+def what_it_trains(config: DictConfig) -> dict[str, Any]:
+    """The config without Hydra's node and the start keys, unresolved (as Hydra saves it)."""
+    content = OmegaConf.to_container(config, resolve=False)
+    return {key: value for key, value in content.items() if key not in ("hydra", *START_KEYS)}
+
+
+def find_run_to_resume(runs_dir: Path, config: DictConfig) -> Path | None:
+    """The newest run under `runs_dir` with the same config that has a last.ckpt and no results."""
+    wanted = what_it_trains(config)
+    candidates = sorted(
+        runs_dir.glob(f"*/{CHECKPOINT_DIR}/last.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    for last in candidates:
+        run_dir = last.parent.parent
+        saved = run_dir / ".hydra" / "config.yaml"
+        if (run_dir / RESULTS_FILE).exists() or not saved.is_file():
+            continue
+        if what_it_trains(OmegaConf.load(saved)) == wanted:
+            return run_dir
+    return None
+
+
+class RunGuard(Callback):
+    """Keeps failed and refused runs from leaving debris or damaging other runs.
+
+    - Before a single run: with `resume=auto`, continue the newest unfinished run of the same config
+      in its own directory; refuse a directory holding another run before Hydra writes anything
+      into it; refuse a directory that cannot be written.
+    - After a single run that failed: remove its directory if this run created it and it holds no
+      checkpoint (nothing to resume), and show a user error as one line with exit status 1.
+    - After a failed sweep job: leave failure.json in its directory, so a summary can say why.
+      The error still fails the job the way Hydra expects, so the sweep goes on with the others.
+    """
+
+    def __init__(self) -> None:
+        self.created_run_dir = False
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if is_worker_process():
+            return
+        try:
+            if config.get("resume") not in (None, "auto"):
+                raise ConfigurationError(
+                    f"resume={config.resume!r}: use resume=auto, or ckpt_path=<checkpoint>."
+                )
+            if config.get("resume") == "auto":
+                self.choose_run_to_resume(config)
+            run_dir = Path(config.hydra.run.dir)
+            check_output_dir_is_new(run_dir, resume_from=start_checkpoint(config))
+            self.created_run_dir = not run_dir.exists()
+            self.check_writable(run_dir)
+        except ConfigurationError as error:
+            exit_with_message(error)
+
+    @staticmethod
+    def choose_run_to_resume(config: DictConfig) -> None:
+        runs_dir = Path(config.hydra.run.dir).parent
+        run_dir = find_run_to_resume(runs_dir, config)
+        if run_dir is None:
+            print(f"resume=auto: no unfinished run with this config in {runs_dir}; starting a new run.")
+            return
+        with read_write(config), open_dict(config):
+            config.hydra.run.dir = str(run_dir)
+            config.ckpt_path = str(run_dir / CHECKPOINT_DIR / "last.ckpt")
+        print(f"resume=auto: continuing {run_dir} from {config.ckpt_path}")
+
+    @staticmethod
+    def check_writable(run_dir: Path) -> None:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            probe = run_dir / ".write-test"
+            probe.touch()
+            probe.unlink()
+        except OSError as error:
+            raise ConfigurationError(
+                f"Cannot write the run directory {run_dir} ({error.strerror or error}). Point paths.log_dir "
+                "(or hydra.run.dir) at a folder you can write to, e.g. paths.log_dir=$HOME/logs."
+            ) from None
+
+    def on_run_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if job_return.status != JobStatus.FAILED:
+            return
+        run_dir = Path(job_return.hydra_cfg.hydra.runtime.output_dir)
+        if self.created_run_dir and not has_checkpoints(run_dir) and not is_worker_process():
+            logging.shutdown()  # closes the run's log file before its directory goes
+            shutil.rmtree(run_dir, ignore_errors=True)
+        problem = user_error(job_return._return_value)
+        if problem is not None:
+            exit_with_message(problem)
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if job_return.status != JobStatus.FAILED or job_return.hydra_cfg.hydra.mode.name != "MULTIRUN":
+            return
+        error = job_return._return_value
+        problem = user_error(error)
+        run_dir = Path(job_return.hydra_cfg.hydra.runtime.output_dir)
+        write_json_atomically(
+            run_dir / FAILURE_FILE,
+            {
+                "error": str(problem or error),
+                "type": type(problem or error).__name__,
+                "user_error": problem is not None,
+            },
+        )
+        log.error("Job %s failed: %s", job_return.hydra_cfg.hydra.job.num, problem or error)

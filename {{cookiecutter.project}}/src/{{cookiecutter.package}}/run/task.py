@@ -1,0 +1,113 @@
+"""One run of a task, from its settings to results.json: what train and eval share."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig
+
+from ..errors import ConfigurationError
+from .checkpoints import AtomicCheckpointIO
+from .checks import check_settings
+from .command import send_lightning_logs_to_hydra
+from .console import print_config, print_outputs, save_config
+from .directory import check_output_dir_is_new, start_checkpoint, write_results
+from .loggers import finish_loggers, instantiate_loggers, logger_directories
+from .process import configure_process
+
+
+def build_trainer(config: DictConfig, callbacks: list[Callback], loggers: list[Logger]) -> Trainer:
+    """Instantiate the `trainer` group; settings Lightning rejects become a ConfigurationError.
+
+    Checkpoints are written atomically (AtomicCheckpointIO).
+    """
+    if not loggers:  # nothing to send learning rates to
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    try:
+        return instantiate(
+            config.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+        )
+    except InstantiationException as error:
+        # Lightning rejects bad values (precision, accelerator, devices, ...) when the Trainer is built.
+        cause = error.__cause__ or error
+        raise ConfigurationError(f"Invalid trainer settings: {cause}") from cause
+
+
+class Run:
+    """Start a run (check the settings, apply the process settings, refuse a used directory), build
+    its loggers and trainer, and finish it (results.json, where everything went). A context manager:
+    the loggers are closed however the run ends, so the next job of a sweep starts afresh.
+
+        with Run(config) as run:
+            trainer = run.build_trainer(callbacks)
+            ...
+            return run.finish(results, paths, metrics)
+    """
+
+    def __init__(self, config: DictConfig) -> None:
+        self.started = time.perf_counter()
+        self.config = config
+        send_lightning_logs_to_hydra()
+        check_settings(config)
+        configure_process(config)
+        self.output_dir = Path(config.paths.output_dir)
+        check_output_dir_is_new(self.output_dir, resume_from=start_checkpoint(config))
+        self.loggers: list = []
+        self.trainer: Trainer | None = None
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exception: object) -> None:
+        finish_loggers(self.loggers)
+
+    @property
+    def is_global_zero(self) -> bool:
+        return self.trainer is None or self.trainer.is_global_zero
+
+    def build_trainer(self, callbacks: list[Callback]) -> Trainer:
+        """Instantiate the `logger` group, then the trainer with these callbacks and those loggers."""
+        self.loggers = instantiate_loggers(self.config.get("logger"))
+        self.trainer = build_trainer(self.config, callbacks, self.loggers)
+        return self.trainer
+
+    def save_config(self, show: bool = False) -> None:
+        """Write the resolved config as config.yaml in the run directory (and print it as a tree)."""
+        if self.is_global_zero:
+            if show:
+                print_config(self.config)
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            save_config(self.config, self.output_dir)
+
+    def finish(
+        self, results: Mapping[str, Any], title: str, paths: Mapping[str, Any], metrics: Mapping[str, float]
+    ) -> dict[str, Any]:
+        """Write results.json (on the main process), print where the run's files are; return the results."""
+        results = {
+            **results,
+            "output_dir": str(self.output_dir),
+            "world_size": self.trainer.world_size if self.trainer is not None else 1,
+            "wall_time_s": round(time.perf_counter() - self.started, 2),
+        }
+        if self.is_global_zero:
+            results_path = write_results(self.output_dir, results)
+            print_outputs(
+                f"{title} in {results['wall_time_s']:.1f} s",
+                {
+                    "run directory": self.output_dir,
+                    **paths,
+                    "logs": ", ".join(logger_directories(self.loggers)),
+                    "config": self.output_dir / "config.yaml",
+                    "results": results_path,
+                },
+                metrics,
+            )
+        return results
