@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from .callbacks import SeedEveryStep
+from .callbacks import CheckpointOnSigterm, SeedEveryStep
 from .data import ClassificationDataModule
 from .errors import ConfigurationError, instantiate_checked
 from .models import ImageClassifier
@@ -101,7 +101,8 @@ def fit(
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     except SIGTERMException:
-        last = checkpoint_paths(trainer)["last_checkpoint"] or "<run dir>/checkpoints/last.ckpt"
+        saved = [c.ckpt_path for c in trainer.callbacks if isinstance(c, CheckpointOnSigterm)]
+        last = saved[0] if saved else "<run dir>/checkpoints/last.ckpt"
         raise RunInterrupted(
             f"Stopped by SIGTERM at epoch {trainer.current_epoch}, step {trainer.global_step}; saved "
             f"{last}. Continue with the same command plus resume=auto (or ckpt_path={last})."

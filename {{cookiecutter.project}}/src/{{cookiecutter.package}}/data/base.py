@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -89,29 +89,6 @@ class TrainingSampler(DistributedSampler):
         return zip(order[mine].tolist(), seeds[mine].tolist(), strict=True)
 
 
-class ResumableDataLoader(DataLoader):
-    """A DataLoader Lightning can stop and restart mid-epoch: its state is (epoch, batches done).
-
-    Lightning saves `state_dict()` in every checkpoint and hands it to `load_state_dict()` before
-    iterating again when it resumes; `progress` says how many batches of the current epoch the
-    trainer has finished (Lightning fetches one batch ahead, so the loader cannot count them itself).
-    """
-
-    def __init__(self, *args: Any, progress: Callable[[], tuple[int, int]], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.progress = progress
-
-    def state_dict(self) -> dict[str, int]:
-        epoch, batches = self.progress()
-        if batches >= len(self):  # the epoch is over: the next one starts from its beginning
-            epoch, batches = epoch + 1, 0
-        return {"epoch": epoch, "batches": batches}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        if isinstance(self.sampler, TrainingSampler):  # debug=overfit replaces it with a fixed order
-            self.sampler.start_at(state["epoch"], state["batches"] * self.batch_size)
-
-
 class ClassificationDataModule(LightningDataModule):
     """Turns a labelled image source into train/val/test loaders; subclasses say where images come from.
 
@@ -151,6 +128,7 @@ class ClassificationDataModule(LightningDataModule):
         self.pin_memory = pin_memory
         self.preprocessing: dict[str, Any] | None = None
         self.datasets: dict[str, LabelledImageDataset] = {}
+        self.resume_at: tuple[int, int] | None = None  # (epoch, batches done) from a checkpoint
 
     @property
     def class_names(self) -> list[str]:
@@ -255,10 +233,6 @@ class ClassificationDataModule(LightningDataModule):
             "persistent_workers": num_workers > 0,
         }
 
-    def _training_progress(self) -> tuple[int, int]:
-        fit_loop = self.trainer.fit_loop
-        return fit_loop.epoch_progress.current.processed, fit_loop.epoch_loop.batch_progress.current.processed
-
     def _evaluation_loader(self, split: str) -> DataLoader:
         trainer, sampler = self.trainer, None
         if trainer is not None and trainer.world_size > 1:
@@ -276,14 +250,29 @@ class ClassificationDataModule(LightningDataModule):
             rank=trainer.global_rank if trainer is not None else 0,
             weights=self.class_balanced_weights() if self.weighted_sampler else None,
         )
-        progress = self._training_progress if trainer is not None else (lambda: (0, 0))
-        return ResumableDataLoader(
-            self.datasets["train"],
-            sampler=sampler,
-            drop_last=True,
-            progress=progress,
-            **self._loader_arguments(),
-        )
+        if self.resume_at is not None:
+            epoch, batches = self.resume_at
+            sampler.start_at(epoch, batches * self.batch_size)
+            self.resume_at = None
+        return DataLoader(self.datasets["train"], sampler=sampler, drop_last=True, **self._loader_arguments())
+
+    # Resuming: Lightning saves state_dict() in every checkpoint and hands it to load_state_dict()
+    # before it asks for the training loader again, so the resumed run starts where the other stopped.
+
+    def state_dict(self) -> dict[str, int]:
+        """Where training is in its order: the epoch and how many of its batches are done."""
+        if self.trainer is None:
+            return {}
+        fit_loop = self.trainer.fit_loop
+        epoch = fit_loop.epoch_progress.current.processed
+        batches = fit_loop.epoch_loop.batch_progress.current.processed
+        if batches >= self.trainer.num_training_batches:  # the epoch is over: the next one starts afresh
+            epoch, batches = epoch + 1, 0
+        return {"epoch": epoch, "batches": batches}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if state:
+            self.resume_at = (state["epoch"], state["batches"])
 
     def val_dataloader(self) -> DataLoader:
         return self._evaluation_loader("val")

@@ -37,6 +37,9 @@ def send_lightning_logs_to_hydra() -> None:
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(DropAdvertisements())
     # Lightning 2.6 calls a torch API that newer torch releases deprecate; nothing a user can act on.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    # Lightning cannot see that our data modules resume mid-epoch (they save their place in the
+    # training order themselves: data/base.py), so it would warn that the results are unreliable.
+    warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the")
 
 
 def run_command(task: Callable[[Any], Any], argument: Any) -> Any:

@@ -96,6 +96,7 @@ class RunGuard(Callback):
         if run_dir is None:
             print(f"resume=auto: no unfinished run with this config in {runs_dir}; starting a new run.")
             return
+        run_dir = run_dir.resolve()
         with read_write(config), open_dict(config):
             config.hydra.run.dir = str(run_dir)
             config.ckpt_path = str(run_dir / CHECKPOINT_DIR / "last.ckpt")

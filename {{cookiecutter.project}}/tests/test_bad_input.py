@@ -1,0 +1,160 @@
+"""Bad input ends with one line naming the value and the fix, exit status 1, and no run directory."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from {{ cookiecutter.package }}.errors import ConfigurationError
+from {{ cookiecutter.package }}.training import train
+
+from conftest import FAST, read_results, run_script
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    """A real checkpoint of this project, the same file cut short, and a plain state dict."""
+    folder = tmp_path_factory.mktemp("files")
+    result = run_script("train.py", *FAST, "trainer.max_epochs=1", "test=false", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    [results] = read_results(folder / "logs")
+    last = Path(results["last_checkpoint"])
+    (folder / "truncated.ckpt").write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    torch.save({"conv.weight": torch.zeros(2, 2)}, folder / "state_dict.pt")
+    return {"last": last, "truncated": folder / "truncated.ckpt", "state_dict": folder / "state_dict.pt"}
+
+
+def wandb_online_case() -> tuple[dict[str, str], str]:
+    if importlib.util.find_spec("wandb") is None:
+        return {}, "logger=wandb needs the wandb package"
+    return {"WANDB_MODE": "online", "WANDB_API_KEY": ""}, "WANDB_MODE=online, but wandb has no API key"
+
+
+# (script, overrides, expected part of the message); {last}, {truncated}, {state_dict} name the files above.
+BAD_INPUTS = [
+    ("train.py", ["trainer.max_epochs=abc"], "trainer.max_epochs='abc' is not a whole number; set e.g."),
+    ("train.py", ["seed=abc"], "seed='abc' is not a whole number; set e.g. seed=42"),
+    ("train.py", ["data.batch_size=3.5"], "data.batch_size=3.5 is not a whole number; set e.g."),
+    (
+        "train.py",
+        ["model.drop_rate=2"],
+        "model.drop_rate=2 must be from 0 to below 1; set e.g. model.drop_rate=0.1",
+    ),
+    (
+        "train.py",
+        ["trainer.accumulate_grad_batches=0"],
+        "trainer.accumulate_grad_batches=0 must be at least 1",
+    ),
+    ("train.py", ["model.label_smoothing=1.0"], "model.label_smoothing=1.0 must be from 0 to below 1"),
+    ("train.py", ["optimizer.weight_decay=-0.1"], "optimizer.weight_decay=-0.1 must be at least 0"),
+    (
+        "train.py",
+        ["callbacks.early_stopping.monitor=val/acc_typo"],
+        "callbacks.early_stopping.monitor='val/acc_typo' is not a metric this run logs; use one of",
+    ),
+    (
+        "train.py",
+        ["callbacks.model_checkpoint.monitor=val/accuracy"],
+        "callbacks.model_checkpoint.monitor='val/accuracy' is not a metric this run logs",
+    ),
+    (
+        "train.py",
+        ["scheduler=plateau", "scheduler.monitor=val_acc"],
+        "scheduler.monitor='val_acc' is not a metric",
+    ),
+    ("train.py", ["trainer.accelerator=tpu"], "Invalid trainer settings"),
+    ("train.py", ["logger=wandb"], "wandb"),  # the message depends on whether wandb is installed
+    (
+        "train.py",
+        ["ckpt_path={truncated}"],
+        "cannot be read as a checkpoint (truncated, or not a PyTorch file",
+    ),
+    ("train.py", ["ckpt_path={state_dict}"], "is not a checkpoint of this project"),
+    ("train.py", ["ckpt_path={last}", "model.backbone=test_vit"], "was trained with backbone 'test_resnet'"),
+    ("train.py", ["ckpt_path={last}", "data.classes=[0,1,2]"], "was trained with class_names"),
+    ("train.py", ["resume=yes"], "resume='yes': use resume=auto"),
+    ("train.py", ["paths.log_dir={state_dict}/logs"], "Cannot write the run directory"),
+    ("eval.py", [], "ckpt_path is not set (??? in the config); add ckpt_path=... to the command"),
+    ("eval.py", ["ckpt_path={truncated}"], "cannot be read as a checkpoint"),
+    ("eval.py", ["ckpt_path={state_dict}"], "is not a checkpoint of this project"),
+]
+
+
+def fill(overrides: list[str], files: dict[str, Path]) -> list[str]:
+    return [override.format(**files) for override in overrides]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("script", "overrides", "message"), BAD_INPUTS, ids=lambda v: str(v)[:40])
+def test_bad_input_is_one_line_with_exit_status_1_and_leaves_no_run_directory(
+    tmp_path, files, script, overrides, message
+):
+    env = wandb_online_case()[0] if "logger=wandb" in overrides else {}
+    if "logger=wandb" in overrides:
+        message = wandb_online_case()[1]
+    fast = FAST if script == "train.py" else []
+    result = run_script(script, *fast, *fill(overrides, files), cwd=tmp_path, env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(error_lines) == 1 and message in error_lines[0], result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not list((tmp_path / "logs").glob("*/runs/*")), "a refused run left its directory behind"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [(overrides, message) for script, overrides, message in BAD_INPUTS if script == "train.py"][:11],
+)
+def test_bad_settings_are_refused_in_process_before_training(compose_config, overrides, message):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        train(compose_config([*FAST, *overrides]))
+
+
+def test_a_refused_run_touches_nothing_in_the_directory_it_refused(tmp_path):
+    first = run_script("train.py", *FAST, "trainer.max_epochs=1", "hydra.run.dir=run", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = {
+        path: (path.stat().st_mtime_ns, path.read_bytes())
+        for path in (tmp_path / "run").rglob("*")
+        if path.is_file()
+    }
+    again = run_script("train.py", *FAST, "trainer.max_epochs=1", "hydra.run.dir=run", cwd=tmp_path)
+    assert again.returncode == 1 and "already holds the results of a finished run" in again.stderr
+    after = {
+        path: (path.stat().st_mtime_ns, path.read_bytes())
+        for path in (tmp_path / "run").rglob("*")
+        if path.is_file()
+    }
+    assert after == before
+
+
+def test_a_zero_learning_rate_is_warned_about(compose_config, caplog):
+    train(compose_config([*FAST, "optimizer.lr=0", "trainer.max_epochs=1", "test=false"]))
+    assert "optimizer.lr=0: no weight will change" in caplog.text
+
+
+def test_early_stopping_says_that_it_ended_the_run(compose_config, caplog):
+    caplog.set_level(logging.INFO)
+    # An improvement of 1.0 in accuracy is impossible, so the run stops after `patience` epochs.
+    overrides = [*FAST, "trainer.max_epochs=5", "callbacks.early_stopping.patience=1"]
+    results = train(compose_config([*overrides, "callbacks.early_stopping.min_delta=1.0", "test=false"]))
+    assert results["epochs"] < 5
+    assert (
+        "Early stopping ended the run after epoch 2 of 5: val/acc did not improve for 1 epochs" in caplog.text
+    )
+
+
+def test_several_processes_inside_a_multirun_are_refused_from_the_built_trainer(tmp_path):
+    # trainer.devices=2 on the cpu preset: no "ddp" string anywhere, but two processes all the same.
+    result = run_script("train.py", "-m", *FAST, "trainer.devices=2", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "would train on 2 processes" in result.stdout + result.stderr
+    [failure] = list((tmp_path / "logs" / "train" / "multiruns").rglob("failure.json"))
+    assert "would train on 2 processes" in failure.read_text()
+    assert "LOCAL_RANK" not in os.environ

@@ -1,0 +1,189 @@
+"""A stopped run resumes exactly: killed (SIGKILL), preempted (SIGTERM) or resumed by resume=auto."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from {{ cookiecutter.package }}.training import train
+
+from conftest import FAST, PROJECT_ROOT, read_results, write_image_folder
+
+# 3 epochs of 6 batches, dropout and mixup on: every source of randomness a resume must repeat.
+RESUMABLE = [
+    *(arg for arg in FAST if "limit_train_batches" not in arg and "max_epochs" not in arg),
+    "+trainer.limit_train_batches=6",
+    "trainer.max_epochs=3",
+    "model.drop_rate=0.3",
+    "model.mixup.prob=0.5",
+    "data.batch_size=32",
+]
+# A checkpoint every 2 steps, all kept, so a test can resume from one taken mid-epoch.
+EVERY_2_STEPS = [
+    "callbacks.periodic_checkpoint.train_time_interval=null",
+    "+callbacks.periodic_checkpoint.every_n_train_steps=2",
+    "callbacks.periodic_checkpoint.save_top_k=-1",
+    "callbacks.periodic_checkpoint.filename='step_{step}'",
+    "+callbacks.periodic_checkpoint.auto_insert_metric_name=false",
+]
+
+
+def final_state(results: dict) -> tuple[float, dict[str, torch.Tensor]]:
+    """The last validation loss and the final weights of a run."""
+    state = torch.load(results["last_checkpoint"], weights_only=True)["state_dict"]
+    return results["metrics"]["val/loss"], state
+
+
+def assert_same_training(first: dict, second: dict) -> None:
+    (loss, weights), (other_loss, other_weights) = final_state(first), final_state(second)
+    assert other_loss == pytest.approx(loss, abs=1e-6)
+    assert weights.keys() == other_weights.keys()
+    assert max((weights[k].float() - other_weights[k].float()).abs().max().item() for k in weights) <= 1e-6
+
+
+@pytest.mark.parametrize("data", ["digits", "image_folder"])
+def test_resuming_from_a_mid_epoch_checkpoint_repeats_the_uninterrupted_run(compose_config, tmp_path, data):
+    overrides = [*RESUMABLE, *EVERY_2_STEPS, "test=false"]
+    if data == "image_folder":
+        root = write_image_folder(tmp_path / "images", {"a": 90, "b": 90, "c": 90}, size=(20, 16))
+        # Random augmentation in 2 loader worker processes: each image's draws come from its own seed.
+        overrides += ["data=image_folder", f"data.root={root}", "data.image_size=16"]
+        overrides += ["data.augment=randaugment"]
+        overrides += ["data.num_workers=2", "data.batch_size=32"]
+    uninterrupted = train(compose_config(overrides))
+    mid_epoch = Path(uninterrupted["output_dir"]) / "checkpoints" / "step_8.ckpt"  # epoch 1, batch 2 of 6
+    assert torch.load(mid_epoch, weights_only=True)["epoch"] == 1
+
+    config = compose_config([*overrides, f"ckpt_path={mid_epoch}"])
+    config.paths.output_dir = str(tmp_path / "resumed")
+    resumed = train(config)
+    assert resumed["epochs"] == uninterrupted["epochs"] == 3
+    assert_same_training(uninterrupted, resumed)
+
+
+def test_the_resume_test_can_tell_runs_apart(compose_config, tmp_path):
+    """Guards the test above: a run that differs only in its seed ends elsewhere."""
+    first = train(compose_config([*RESUMABLE, "test=false"]))
+    config = compose_config([*RESUMABLE, "test=false", "seed=7"])
+    config.paths.output_dir = str(tmp_path / "other")
+    with pytest.raises(AssertionError):
+        assert_same_training(first, train(config))
+
+
+def start_training(cwd: Path, *overrides: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(PROJECT_ROOT / "train.py"), *overrides],
+        cwd=cwd,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_step(run_dirs: Path, step: int, process: subprocess.Popen, timeout: float = 300) -> Path:
+    """Wait until an unfinished run's last.ckpt holds at least `step` optimizer steps; return that file."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the run ended before it could be stopped"
+        for last in run_dirs.glob("*/checkpoints/last.ckpt"):
+            if (last.parent.parent / "results.json").exists():
+                continue
+            try:  # written atomically: a file that exists is whole
+                if torch.load(last, weights_only=True, map_location="cpu")["global_step"] >= step:
+                    return last
+            except (RuntimeError, EOFError, KeyError, FileNotFoundError):
+                pass
+        time.sleep(0.05)
+    raise TimeoutError(f"no last.ckpt with step {step} in {run_dirs}")
+
+
+# Slow enough per step (resnet10t) that the process is still training when the signal arrives.
+CLI_RUN = [
+    "model.backbone=resnet10t",
+    "trainer.max_epochs=3",
+    "+trainer.limit_train_batches=12",
+    "trainer.log_every_n_steps=1",
+    "~callbacks.progress_bar",
+    "~callbacks.model_summary",
+    "model.drop_rate=0.3",
+    "callbacks.periodic_checkpoint.train_time_interval=null",
+    "+callbacks.periodic_checkpoint.every_n_train_steps=3",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("data", ["digits", "image_folder"])
+def test_a_run_killed_mid_epoch_resumes_from_last_ckpt_to_the_same_weights(tmp_path, data):
+    overrides = list(CLI_RUN)
+    if data == "image_folder":
+        root = write_image_folder(tmp_path / "images", {"a": 80, "b": 80, "c": 80}, size=(24, 20))
+        overrides += [
+            "data=image_folder",
+            f"data.root={root}",
+            "data.image_size=24",
+            "data.augment=randaugment",
+        ]
+        overrides += ["data.batch_size=16"]
+    uninterrupted = start_training(tmp_path, *overrides, "hydra.run.dir=uninterrupted")
+    assert uninterrupted.wait() == 0, uninterrupted.stderr.read()
+
+    killed = start_training(tmp_path, *overrides, "hydra.run.dir=runs/killed")
+    last = wait_for_step(tmp_path / "runs", 15, killed)  # epoch 1 (steps 12-23), mid-epoch
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    step = torch.load(last, weights_only=True)["global_step"]
+    assert 12 < step < 24 and step % 12, "the kill should land mid-epoch 2 of 3"
+
+    resumed = start_training(tmp_path, *overrides, f"ckpt_path={last}", "hydra.run.dir=resumed")
+    assert resumed.wait() == 0, resumed.stderr.read()
+    [first] = read_results(tmp_path / "uninterrupted")
+    [second] = read_results(tmp_path / "resumed")
+    assert_same_training(first, second)
+    assert second["metrics"]["test/acc"] == first["metrics"]["test/acc"]
+
+
+@pytest.mark.slow
+def test_sigterm_saves_last_ckpt_and_resume_auto_continues_that_run_in_its_directory(tmp_path):
+    uninterrupted = start_training(tmp_path, *CLI_RUN)
+    assert uninterrupted.wait() == 0, uninterrupted.stderr.read()
+    [finished] = read_results(tmp_path / "logs")
+
+    stopped = start_training(tmp_path, *CLI_RUN)
+    wait_for_step(tmp_path / "logs" / "train" / "runs", 16, stopped)
+    stopped.send_signal(signal.SIGTERM)
+    _, stderr = stopped.communicate(timeout=120)
+    assert stopped.returncode == 1 and "Stopped by SIGTERM" in stderr and "resume=auto" in stderr
+    assert "Traceback" not in stderr
+    unfinished = [
+        d for d in (tmp_path / "logs" / "train" / "runs").iterdir() if not (d / "results.json").exists()
+    ]
+    [stopped_dir] = unfinished
+    step = torch.load(stopped_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert step >= 16 and step % 12, "the SIGTERM checkpoint is taken where training stopped, mid-epoch"
+
+    resumed = start_training(tmp_path, *CLI_RUN, "resume=auto")
+    stdout, stderr = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, stderr
+    assert f"resume=auto: continuing {stopped_dir}" in stdout
+    [continued] = read_results(stopped_dir)
+    assert_same_training(finished, continued)
+    # The same directory kept the whole run's best-checkpoint bookkeeping, so the test agrees too.
+    assert continued["metrics"]["test/acc"] == finished["metrics"]["test/acc"]
+    assert continued["metrics"]["test/loss"] == pytest.approx(finished["metrics"]["test/loss"], abs=1e-6)
+
+
+def test_resume_auto_without_an_unfinished_run_starts_a_new_one(tmp_path):
+    from conftest import run_script
+
+    result = run_script("train.py", *FAST, "trainer.max_epochs=1", "resume=auto", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "resume=auto: no unfinished run with this config" in result.stdout
+    assert len(read_results(tmp_path / "logs")) == 1
