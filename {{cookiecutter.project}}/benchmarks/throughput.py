@@ -42,6 +42,7 @@ from torch.utils.data import DataLoader
 
 from {{ cookiecutter.package }}.data.digits import load_digits
 from {{ cookiecutter.package }}.data.transforms import resolve_preprocessing
+from {{ cookiecutter.package }}.finetune import parameter_groups
 from {{ cookiecutter.package }}.models import ImageClassifier, create_backbone
 from {{ cookiecutter.package }}.optim import build_optimizer
 from {{ cookiecutter.package }}.run.allocator import keep_freed_memory_for_reuse
@@ -126,7 +127,7 @@ class PlainLoop:
 
     def run(self, batches: list[Batch]) -> float:
         """Train one pass over `batches` with a new optimizer, as each fit() has; return its seconds."""
-        optimizer = build_optimizer(self.model, **OPTIMIZER)
+        optimizer = build_optimizer(parameter_groups(self.model, OPTIMIZER["weight_decay"]), **OPTIMIZER)
         self.model.train()
         synchronize(self.device)
         started = time.perf_counter()

@@ -9,6 +9,7 @@ import timm
 import torch
 
 from {{ cookiecutter.package }}.errors import ConfigurationError
+from {{ cookiecutter.package }}.finetune import parameter_groups
 from {{ cookiecutter.package }}.models import ImageClassifier, create_backbone
 from {{ cookiecutter.package }}.optim import build_optimizer, build_scheduler
 
@@ -40,7 +41,9 @@ def test_missing_weights_file_is_named():
 
 def test_norm_and_bias_parameters_get_no_weight_decay():
     model = timm.create_model("test_resnet", num_classes=10)
-    optimizer = build_optimizer(model, opt="adamw", lr=1e-3, weight_decay=0.05)
+    optimizer = build_optimizer(
+        parameter_groups(model, weight_decay=0.05), opt="adamw", lr=1e-3, weight_decay=0.05
+    )
     names = {id(p): name for name, p in model.named_parameters()}
     for group in optimizer.param_groups:
         for parameter in group["params"]:
@@ -55,17 +58,20 @@ def test_norm_and_bias_parameters_get_no_weight_decay():
 def test_unknown_optimizer_and_schedule_options_are_named():
     model = timm.create_model("test_resnet", num_classes=10)
     with pytest.raises(ConfigurationError, match="adamx"):
-        build_optimizer(model, opt="adamx", lr=1e-3)
-    optimizer = build_optimizer(model, opt="sgd", lr=0.1)
+        build_optimizer(parameter_groups(model, weight_decay=0), opt="adamx", lr=1e-3)
+    optimizer = build_optimizer(parameter_groups(model, weight_decay=0), opt="sgd", lr=0.1)
     with pytest.raises(ConfigurationError, match="warmup_epoch"):
         build_scheduler(optimizer, sched="cosine", num_epochs=5, updates_per_epoch=10, warmup_epoch=1)
-    with pytest.raises(ConfigurationError, match=r"\['patience'\] for plateau_scheduler; it takes: monitor"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"Unknown scheduler option\(s\) scheduler.patience; known: .*patience_epochs",
+    ):
         build_scheduler(optimizer, sched="plateau", num_epochs=5, updates_per_epoch=10, patience=3)
 
 
 def test_cosine_schedule_warms_up_per_step_then_decays():
     model = timm.create_model("test_resnet", num_classes=10)
-    optimizer = build_optimizer(model, opt="sgd", lr=0.1)
+    optimizer = build_optimizer(parameter_groups(model, weight_decay=0), opt="sgd", lr=0.1)
     scheduler, stepping = build_scheduler(
         optimizer,
         sched="cosine",

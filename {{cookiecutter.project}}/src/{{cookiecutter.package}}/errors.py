@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from hydra.errors import InstantiationException
@@ -12,6 +13,16 @@ from omegaconf.errors import MissingMandatoryValue
 
 class ConfigurationError(ValueError):
     """A value the user chose cannot work; the message names it and says how to fix it."""
+
+
+def check_unknown_keys(group: str, given: Iterable[str], known: Iterable[str]) -> None:
+    """Refuse option keys of config group `group` that are not among `known` (what its code takes)."""
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ConfigurationError(
+            f"Unknown {group} option(s) {', '.join(f'{group}.{key}' for key in unknown)}; "
+            f"known: {', '.join(sorted(known))}."
+        )
 
 
 def missing_value_error(error: MissingMandatoryValue) -> ConfigurationError:

@@ -3,42 +3,52 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 from timm.optim import param_groups_layer_decay, param_groups_weight_decay
 from torch import nn
 
-from .errors import ConfigurationError
-
-# The keys of the `finetune` config group and their defaults (a full fine-tune).
-DEFAULT_FINETUNE: dict[str, Any] = {
-    "name": "full",
-    "unfreeze_at_epoch": 0,
-    "backbone_lr_scale": 1.0,
-    "layer_decay": None,
-}
+from .errors import ConfigurationError, check_unknown_keys
 
 
-def finetune_settings(finetune: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Return the `finetune` settings completed with defaults, or raise naming the bad value."""
-    settings = {**DEFAULT_FINETUNE, **dict(finetune or {})}
-    unknown = sorted(set(settings) - set(DEFAULT_FINETUNE))
-    if unknown:
-        raise ConfigurationError(f"Unknown finetune option(s) {unknown}; known: {sorted(DEFAULT_FINETUNE)}.")
-    epoch = settings["unfreeze_at_epoch"]
-    if epoch is not None and (not isinstance(epoch, int) or epoch < 0):
-        raise ConfigurationError(
-            f"finetune.unfreeze_at_epoch={epoch!r}: use 0 (train everything), an epoch number "
-            "(classifier only until then), or null (never: a linear probe)."
-        )
-    if settings["backbone_lr_scale"] < 0:
-        raise ConfigurationError(f"finetune.backbone_lr_scale={settings['backbone_lr_scale']} must be >= 0.")
-    decay = settings["layer_decay"]
-    if decay is not None and not 0 < decay <= 1:
-        raise ConfigurationError(
-            f"finetune.layer_decay={decay}: use a factor in (0, 1], e.g. 0.75, or null to turn it off."
-        )
-    return settings
+@dataclass(frozen=True)
+class FinetuneStrategy:
+    """The `finetune` config group (configs/finetune/*.yaml): which weights train, from when, how fast.
+
+    unfreeze_at_epoch: 0 trains everything from the start, N only the classifier before epoch N,
+    None never the backbone (a linear probe). backbone_lr_scale: the backbone's share of
+    optimizer.lr. layer_decay: timm's layer-wise rate decay (None: off).
+    """
+
+    name: str
+    unfreeze_at_epoch: int | None
+    backbone_lr_scale: float
+    layer_decay: float | None
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any] | None) -> FinetuneStrategy:
+        """The strategy of the finetune settings (every key of the group), or a full fine-tune for None."""
+        if settings is None:  # no strategy: every weight trains at optimizer.lr, as finetune=full says
+            return cls(name="full", unfreeze_at_epoch=0, backbone_lr_scale=1.0, layer_decay=None)
+        keys = [field.name for field in fields(cls)]
+        check_unknown_keys("finetune", settings, keys)
+        missing = [key for key in keys if key not in settings]
+        if missing:
+            raise ConfigurationError(
+                f"finetune.{missing[0]} is not set; a finetune option sets all of {', '.join(keys)} "
+                "(see configs/finetune/full.yaml)."
+            )
+        decay = settings["layer_decay"]
+        if decay is not None and not 0 < decay <= 1:
+            raise ConfigurationError(
+                f"finetune.layer_decay={decay}: use a factor in (0, 1], e.g. 0.75, or null to turn it off."
+            )
+        return cls(**settings)
+
+    def frozen_at(self, epoch: int) -> bool:
+        """Whether only the classifier trains in `epoch`."""
+        return self.unfreeze_at_epoch is None or epoch < self.unfreeze_at_epoch
 
 
 def classifier_parameter_names(model: nn.Module) -> set[str]:
@@ -71,8 +81,9 @@ def parameter_groups(
 
     timm puts norm and bias parameters (1-d) and the model's `no_weight_decay()` names in groups
     without weight decay, and with `layer_decay` gives each layer an `lr_scale`. The backbone parts
-    get their scale multiplied by `backbone_lr_scale`. Frozen parameters are left out. timm's
-    schedulers apply `lr_scale` on every step (see optim.build_scheduler for the others).
+    get their scale multiplied by `backbone_lr_scale`. Frozen parameters are left out. The groups
+    feed optim.build_optimizer; the schedule then applies each group's `lr_scale` on every step
+    (see optim.build_scheduler).
     """
     no_weight_decay = set(getattr(model, "no_weight_decay", set)())
     by_layer = layer_decay is not None and layer_decay < 1

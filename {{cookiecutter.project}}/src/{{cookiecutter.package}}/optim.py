@@ -8,44 +8,35 @@ from typing import Any
 from timm.optim import create_optimizer_v2, list_optimizers
 from timm.scheduler import create_scheduler_v2
 from timm.scheduler.scheduler import Scheduler
-from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-from .errors import ConfigurationError
-from .finetune import parameter_groups
+from .errors import ConfigurationError, check_unknown_keys
 
 # "none" keeps optimizer.lr; it is timm's constant schedule, so per-group lr_scale still applies.
 CONSTANT_SCHEDULES = ("none", "constant", None)
 SCHEDULE_CHOICES = "Use cosine, step, multistep, poly, tanh, plateau or none."
 
 
-def _check_arguments(function, group: str, arguments: dict[str, Any]) -> None:
-    """Raise ConfigurationError naming config keys that `function` has no parameter for."""
-    parameters = inspect.signature(function).parameters
-    unknown = sorted(set(arguments) - set(parameters))
-    if unknown:
-        known = ", ".join(name for name in parameters if name not in ("optimizer", "model_or_params"))
-        raise ConfigurationError(
-            f"Unknown {group} option(s) {unknown} for {function.__name__}; it takes: {known}."
-        )
+def check_arguments(function, group: str, arguments: dict[str, Any]) -> None:
+    """Refuse config keys of `group` that `function` (the factory they feed) has no parameter for."""
+    taken = [
+        name
+        for name in inspect.signature(function).parameters
+        if name not in ("optimizer", "model_or_params")
+    ]
+    check_unknown_keys(group, arguments, taken)
 
 
 def build_optimizer(
-    model: nn.Module,
-    opt: str,
-    lr: float,
-    weight_decay: float = 0.0,
-    backbone_lr_scale: float = 1.0,
-    layer_decay: float | None = None,
-    weight_decay_exclude_1d: bool = True,
-    **kwargs: Any,
+    parameter_groups: list[dict[str, Any]], opt: str, lr: float, weight_decay: float = 0.0, **kwargs: Any
 ) -> Optimizer:
-    """Create `opt` (any name from timm.optim.list_optimizers()) over the model's trainable parameters.
+    """Create `opt` (any name from timm.optim.list_optimizers()) over `parameter_groups`.
 
-    Parameters are grouped by `finetune.parameter_groups`: classifier and backbone apart (the backbone
-    at `backbone_lr_scale`), norm and bias parameters without weight decay, and with `layer_decay`
-    one group per layer. Each group's `lr_scale` is applied by the scheduler (see build_scheduler).
+    The groups come from finetune.parameter_groups (classifier and backbone apart, norm and bias
+    parameters without weight decay, one group per layer with layer decay); `lr` and `weight_decay`
+    are the rate and decay of the groups that do not set their own. Each group's `lr_scale` is
+    applied by the schedule (see build_scheduler).
     """
     if opt.lower() not in list_optimizers():
         raise ConfigurationError(
@@ -53,20 +44,7 @@ def build_optimizer(
             "adamw, sgd, adam, lamb, lion."
         )
     try:
-        return create_optimizer_v2(
-            model,
-            opt=opt,
-            lr=lr,
-            weight_decay=weight_decay,
-            param_group_fn=lambda module: parameter_groups(
-                module,
-                weight_decay=weight_decay,
-                backbone_lr_scale=backbone_lr_scale,
-                layer_decay=layer_decay,
-                weight_decay_exclude_1d=weight_decay_exclude_1d,
-            ),
-            **kwargs,
-        )
+        return create_optimizer_v2(parameter_groups, opt=opt, lr=lr, weight_decay=weight_decay, **kwargs)
     except (TypeError, ValueError) as error:
         raise ConfigurationError(
             f"optimizer options lr={lr}, weight_decay={weight_decay}, {kwargs} do not fit {opt!r}: {error}"
@@ -74,7 +52,7 @@ def build_optimizer(
 
 
 def build_scheduler(
-    optimizer: Optimizer, sched: str | None, num_epochs: int, updates_per_epoch: int, **kwargs: Any
+    optimizer: Optimizer, num_epochs: int, updates_per_epoch: int, sched: str | None = None, **kwargs: Any
 ) -> tuple[Scheduler | ReduceLROnPlateau, dict[str, Any]]:
     """Create the learning-rate schedule and the Lightning settings it is stepped with.
 
@@ -85,11 +63,11 @@ def build_scheduler(
     so the scales are multiplied into the groups' learning rates here.
     """
     if sched == "plateau":
-        _check_arguments(plateau_scheduler, "scheduler", kwargs)
+        check_arguments(plateau_scheduler, "scheduler", kwargs)
         return plateau_scheduler(optimizer, **kwargs)
     if sched in CONSTANT_SCHEDULES:
         sched = "constant"
-    _check_arguments(create_scheduler_v2, "scheduler", kwargs)
+    check_arguments(create_scheduler_v2, "scheduler", kwargs)
     if kwargs.get("warmup_prefix"):
         num_epochs = max(num_epochs - kwargs.get("warmup_epochs", 0), 1)
     try:

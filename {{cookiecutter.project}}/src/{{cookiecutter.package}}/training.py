@@ -10,9 +10,11 @@ from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
+from timm.data import resolve_model_data_config
 
 from .callbacks import CheckpointOnSigterm, SeedEveryStep
 from .data import ClassificationDataModule
+from .data.transforms import resolve_preprocessing
 from .errors import ConfigurationError, instantiate_checked
 from .models import ImageClassifier
 from .models.backbone import check_backbone_name
@@ -34,19 +36,27 @@ def instantiate_callbacks(config: DictConfig | None) -> dict[str, Callback]:
 
 
 def build_datamodule_and_model(config: DictConfig) -> tuple[ClassificationDataModule, ImageClassifier]:
-    """Instantiate the data module, then the model for its classes and preprocessing."""
+    """Instantiate the data module, the model for its classes, and the preprocessing both use.
+
+    timm's way round: the model (its pretrained config, so also its weights' resolution and
+    normalisation) decides the preprocessing; the data.* preprocessing settings override it; the
+    data follows. The model keeps it for its checkpoints, so eval and export need no training config.
+    """
     check_backbone_name(config.model.backbone)  # before anything slow, and before timm's own errors
     datamodule: ClassificationDataModule = instantiate_checked(config.data, seed=config.seed)
-    preprocessing = datamodule.resolve_preprocessing(config.model.backbone)
     model: ImageClassifier = instantiate_checked(
         config.model,
         class_names=datamodule.class_names,
-        preprocessing=preprocessing,
         optimizer=OmegaConf.to_container(config.optimizer, resolve=True),
         scheduler=OmegaConf.to_container(config.scheduler, resolve=True),
         finetune=OmegaConf.to_container(config.finetune, resolve=True) if "finetune" in config else None,
         _convert_="all",
     )
+    preprocessing = resolve_preprocessing(
+        resolve_model_data_config(model.model), **datamodule.preprocessing_overrides
+    )
+    model.use_preprocessing(preprocessing)
+    datamodule.use_preprocessing(preprocessing, check_upscaling=True)
     return datamodule, model
 
 

@@ -142,18 +142,32 @@ class ClassificationDataModule(LightningDataModule):
         """Return the "train", "val" and "test" datasets with the given transforms applied."""
         raise NotImplementedError
 
+    @property
+    def preprocessing_overrides(self) -> dict[str, Any]:
+        """The data.* settings that override the backbone's own preprocessing (None keeps the backbone's)."""
+        return {
+            "image_size": self.image_size,
+            "mean": self.mean,
+            "std": self.std,
+            "interpolation": self.interpolation,
+            "crop_pct": self.crop_pct,
+        }
+
     def resolve_preprocessing(self, backbone: str) -> dict[str, Any]:
-        """Fix the preprocessing from the backbone's data config and this module's overrides."""
-        self.preprocessing = resolve_preprocessing(
-            backbone,
-            image_size=self.image_size,
-            mean=self.mean,
-            std=self.std,
-            interpolation=self.interpolation,
-            crop_pct=self.crop_pct,
-        )
+        """Use timm's preprocessing for the backbone named `backbone` with this module's overrides
+        (for looking at the data without a model; training takes the model's, see use_preprocessing)."""
+        preprocessing = resolve_preprocessing(backbone, **self.preprocessing_overrides)
+        self.use_preprocessing(preprocessing, check_upscaling=True)
+        return self.preprocessing
+
+    def use_preprocessing(self, preprocessing: Mapping[str, Any], check_upscaling: bool = False) -> None:
+        """Use the preprocessing the model decided (resolved from its timm data config, or stored in its
+        checkpoint); with `check_upscaling`, warn when the model's native size upscales most images."""
+        self.preprocessing = dict(preprocessing)
+        if not check_upscaling or self.image_size is not None:
+            return
         side, typical = self.preprocessing["input_size"][-1], self.typical_image_side()
-        if self.image_size is None and typical is not None and side >= UPSCALE_WARNING * typical:
+        if typical is not None and side >= UPSCALE_WARNING * typical:
             log.warning(
                 "The model input is %d px (the backbone's native size, as data.image_size=null), but the "
                 "typical (median) image is %g px on its short side, so images are upscaled: slower, no "
@@ -162,15 +176,10 @@ class ClassificationDataModule(LightningDataModule):
                 typical,
                 typical,
             )
-        return self.preprocessing
 
     def typical_image_side(self) -> float | None:
         """The median short side of the training images in px, when it is cheap to know."""
         return None
-
-    def use_preprocessing(self, preprocessing: Mapping[str, Any]) -> None:
-        """Use the preprocessing a trained model was trained with (from its checkpoint)."""
-        self.preprocessing = dict(preprocessing)
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:

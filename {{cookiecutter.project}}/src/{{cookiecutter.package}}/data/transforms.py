@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import timm
@@ -20,18 +20,20 @@ def backbone_data_config(backbone: str) -> dict[str, Any]:
 
 
 def resolve_preprocessing(
-    backbone: str,
+    backbone: str | Mapping[str, Any],
     image_size: int | None = None,
-    mean: tuple[float, ...] | None = None,
-    std: tuple[float, ...] | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
     interpolation: str | None = None,
     crop_pct: float | None = None,
 ) -> dict[str, Any]:
     """Return the preprocessing a model trains and is evaluated with, as plain data.
 
-    Each argument left as None keeps the backbone's own value.
+    `backbone` is a timm data config (what `timm.data.resolve_model_data_config(model)` returns for
+    a built model: the model decides) or, for the data alone, a timm model name. Each other argument
+    left as None keeps the backbone's own value.
     """
-    config = backbone_data_config(backbone)
+    config = dict(backbone) if isinstance(backbone, Mapping) else backbone_data_config(backbone)
     overrides = {
         "input_size": None if image_size is None else (3, int(image_size), int(image_size)),
         "mean": mean,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,20 +15,10 @@ from timm.scheduler.scheduler import Scheduler
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from ..errors import ConfigurationError
-from ..finetune import backbone_modules, backbone_parameters, finetune_settings
+from ..errors import ConfigurationError, check_unknown_keys
+from ..finetune import FinetuneStrategy, backbone_modules, backbone_parameters, parameter_groups
 from ..optim import build_optimizer, build_scheduler
 from .backbone import create_backbone
-
-# Arguments of timm.data.Mixup; prob=0 (the default) turns mixing off.
-DEFAULT_MIXUP: dict[str, Any] = {
-    "prob": 0.0,
-    "mixup_alpha": 0.8,
-    "cutmix_alpha": 1.0,
-    "cutmix_minmax": None,
-    "switch_prob": 0.5,
-    "mode": "batch",
-}
 
 
 def _plain(value: Any) -> Any:
@@ -71,11 +62,11 @@ class ImageClassifier(LightningModule):
         class_names = [str(name) for name in _plain(class_names)]
         if len(class_names) < 2:
             raise ConfigurationError(f"A classifier needs at least 2 classes, the data has {class_names}.")
-        preprocessing = _plain(preprocessing)
-        mixup = {**DEFAULT_MIXUP, **(_plain(mixup) or {})}
-        optimizer = _plain(optimizer) or {"opt": "adamw", "lr": 1e-3}
-        scheduler = _plain(scheduler) or {"sched": "none"}
-        finetune = finetune_settings(_plain(finetune))
+        # Plain data (save_hyperparameters reads these locals), so checkpoints load with weights_only.
+        preprocessing, mixup, optimizer, scheduler, finetune = map(
+            _plain, (preprocessing, mixup, optimizer, scheduler, finetune)
+        )
+        self.strategy = FinetuneStrategy.from_settings(finetune)
         self.save_hyperparameters()
         self.class_names = class_names
         self.model = create_backbone(
@@ -88,7 +79,7 @@ class ImageClassifier(LightningModule):
         )
         self.mixup = _build_mixup(mixup, label_smoothing, len(class_names))
         # A linear probe never trains the backbone: without gradients it costs no backward pass either.
-        if finetune["unfreeze_at_epoch"] is None:
+        if self.strategy.unfreeze_at_epoch is None:
             for parameter in backbone_parameters(self.model):
                 parameter.requires_grad_(False)
         self._optimized_for_hardware = False
@@ -104,6 +95,15 @@ class ImageClassifier(LightningModule):
         self.train_loss = MeanMetric(nan_strategy="disable")
         self.val_loss = self.train_loss.clone()
         self.test_loss = self.train_loss.clone()
+
+    @property
+    def preprocessing(self) -> dict[str, Any] | None:
+        """Input size, mean/std, interpolation and crop this model is trained and evaluated with."""
+        return self.hparams.preprocessing
+
+    def use_preprocessing(self, preprocessing: Mapping[str, Any]) -> None:
+        """Keep the preprocessing resolved for this model (saved in its checkpoints)."""
+        self.hparams.preprocessing = _plain(preprocessing)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.hparams.channels_last:
@@ -169,8 +169,7 @@ class ImageClassifier(LightningModule):
     @property
     def backbone_frozen(self) -> bool:
         """Whether only the classifier trains in the current epoch."""
-        unfreeze_at_epoch = self.hparams.finetune["unfreeze_at_epoch"]
-        return unfreeze_at_epoch is None or self.current_epoch < unfreeze_at_epoch
+        return self.strategy.frozen_at(self.current_epoch)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -182,7 +181,7 @@ class ImageClassifier(LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self.train()
-        if self.hparams.finetune["unfreeze_at_epoch"] is None:
+        if self.strategy.unfreeze_at_epoch is None:
             return
         # freeze_unfreeze: every backbone parameter is in the optimizer from the start (adding groups
         # mid-run would break DDP and schedulers built earlier). On one process a frozen backbone
@@ -213,17 +212,25 @@ class ImageClassifier(LightningModule):
     # ---- optimisation --------------------------------------------------------------------------
 
     def configure_optimizers(self):
-        finetune = self.hparams.finetune
-        optimizer = build_optimizer(
+        # One direction: the optimizer settings and the fine-tuning strategy give the parameter
+        # groups, the groups the optimizer, the optimizer the schedule.
+        if self.hparams.optimizer is None:
+            raise ConfigurationError("Training needs optimizer settings (the optimizer config group).")
+        settings = dict(self.hparams.optimizer)
+        groups = parameter_groups(
             self.model,
-            backbone_lr_scale=finetune["backbone_lr_scale"],
-            layer_decay=finetune["layer_decay"],
-            **self.hparams.optimizer,
+            weight_decay=settings.get("weight_decay", 0.0),  # timm's default
+            backbone_lr_scale=self.strategy.backbone_lr_scale,
+            layer_decay=self.strategy.layer_decay,
         )
+        optimizer = build_optimizer(groups, **settings)
         max_epochs = max(int(self.trainer.max_epochs or 1), 1)
         updates_per_epoch = max(int(self.trainer.estimated_stepping_batches) // max_epochs, 1)
         scheduler, stepping = build_scheduler(
-            optimizer, num_epochs=max_epochs, updates_per_epoch=updates_per_epoch, **self.hparams.scheduler
+            optimizer,
+            num_epochs=max_epochs,
+            updates_per_epoch=updates_per_epoch,
+            **(self.hparams.scheduler or {}),
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "name": "lr", **stepping}}
 
@@ -238,7 +245,7 @@ class ImageClassifier(LightningModule):
         # A timm schedule is a function of the update count, built from this run's config; restoring
         # the saved one would bring back the old run's length (e.g. when resuming with more epochs).
         # ReduceLROnPlateau's state (best value, epochs without improvement) is kept.
-        if self.hparams.scheduler.get("sched") != "plateau":
+        if (self.hparams.scheduler or {}).get("sched") != "plateau":
             checkpoint["lr_schedulers"] = []
 
     def on_train_start(self) -> None:
@@ -248,11 +255,17 @@ class ImageClassifier(LightningModule):
                 config.scheduler.step_update(num_updates=self.global_step)
 
 
-def _build_mixup(settings: Mapping[str, Any], label_smoothing: float, num_classes: int) -> Mixup | None:
-    """timm's Mixup/CutMix for the training batches, or None when model.mixup.prob is 0."""
-    unknown = sorted(set(settings) - set(DEFAULT_MIXUP))
-    if unknown:
-        raise ConfigurationError(f"Unknown model.mixup option(s) {unknown}; known: {sorted(DEFAULT_MIXUP)}.")
-    if not (settings["prob"] > 0 and (settings["mixup_alpha"] > 0 or settings["cutmix_alpha"] > 0)):
+def _build_mixup(
+    settings: Mapping[str, Any] | None, label_smoothing: float, num_classes: int
+) -> Mixup | None:
+    """timm's Mixup/CutMix for the training batches (settings: its arguments), or None when it is off
+    (no settings, prob=0, or no alpha above 0)."""
+    if not settings:
         return None
-    return Mixup(**settings, label_smoothing=label_smoothing, num_classes=num_classes)
+    ours = ("label_smoothing", "num_classes")  # from model.label_smoothing and the data
+    check_unknown_keys(
+        "model.mixup", settings, [p for p in inspect.signature(Mixup).parameters if p not in ours]
+    )
+    mixup = Mixup(**settings, label_smoothing=label_smoothing, num_classes=num_classes)
+    on = mixup.mixup_alpha > 0 or mixup.cutmix_alpha > 0 or mixup.cutmix_minmax is not None
+    return mixup if mixup.mix_prob > 0 and on else None

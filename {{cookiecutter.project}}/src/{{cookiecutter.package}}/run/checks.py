@@ -91,16 +91,6 @@ def check_settings(config: DictConfig) -> None:
         )
 
 
-def check_unknown_keys(group: str, given: Mapping[str, Any], known: Any) -> None:
-    """Refuse keys of config group `group` that are not among `known` (the names its code takes)."""
-    unknown = sorted(set(given) - set(known))
-    if unknown:
-        raise ConfigurationError(
-            f"Unknown {group} option(s) {', '.join(f'{group}.{key}' for key in unknown)}; "
-            f"known: {', '.join(sorted(known))}."
-        )
-
-
 def check_trainer_settings(
     config: DictConfig, trainer: Any, callbacks: Mapping[str, Any], metric_names: list[str]
 ) -> None:
