@@ -158,3 +158,13 @@ def test_several_processes_inside_a_multirun_are_refused_from_the_built_trainer(
     [failure] = list((tmp_path / "logs" / "train" / "multiruns").rglob("failure.json"))
     assert "would train on 2 processes" in failure.read_text()
     assert "LOCAL_RANK" not in os.environ
+
+
+def test_a_bad_value_fails_only_its_own_sweep_job(tmp_path):
+    result = run_script("train.py", "-m", *FAST, "trainer.max_epochs=1", "optimizer.lr=-1,1e-3", cwd=tmp_path)
+    assert result.returncode != 0  # Hydra reports the failed job once the sweep is over
+    sweep = next((tmp_path / "logs" / "train" / "multiruns").iterdir())
+    assert (sweep / "1" / "results.json").is_file()  # the job after the failed one still ran
+    failure = (sweep / "0" / "failure.json").read_text()
+    assert "optimizer.lr=-1 must be at least 0" in failure and '"user_error": true' in failure
+    assert "optimizer.lr=-1 must be at least 0" in result.stdout + result.stderr

@@ -66,7 +66,7 @@ class ImageClassifier(LightningModule):
         preprocessing, mixup, optimizer, scheduler, finetune = map(
             _plain, (preprocessing, mixup, optimizer, scheduler, finetune)
         )
-        self.strategy = FinetuneStrategy.from_settings(finetune)
+        self.finetune_strategy = FinetuneStrategy.from_settings(finetune)
         self.save_hyperparameters()
         self.class_names = class_names
         self.model = create_backbone(
@@ -79,7 +79,7 @@ class ImageClassifier(LightningModule):
         )
         self.mixup = _build_mixup(mixup, label_smoothing, len(class_names))
         # A linear probe never trains the backbone: without gradients it costs no backward pass either.
-        if self.strategy.unfreeze_at_epoch is None:
+        if self.finetune_strategy.unfreeze_at_epoch is None:
             for parameter in backbone_parameters(self.model):
                 parameter.requires_grad_(False)
         self._optimized_for_hardware = False
@@ -169,7 +169,7 @@ class ImageClassifier(LightningModule):
     @property
     def backbone_frozen(self) -> bool:
         """Whether only the classifier trains in the current epoch."""
-        return self.strategy.frozen_at(self.current_epoch)
+        return self.finetune_strategy.frozen_at(self.current_epoch)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -181,7 +181,7 @@ class ImageClassifier(LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self.train()
-        if self.strategy.unfreeze_at_epoch is None:
+        if self.finetune_strategy.unfreeze_at_epoch is None:
             return
         # freeze_unfreeze: every backbone parameter is in the optimizer from the start (adding groups
         # mid-run would break DDP and schedulers built earlier). On one process a frozen backbone
@@ -220,8 +220,8 @@ class ImageClassifier(LightningModule):
         groups = parameter_groups(
             self.model,
             weight_decay=settings.get("weight_decay", 0.0),  # timm's default
-            backbone_lr_scale=self.strategy.backbone_lr_scale,
-            layer_decay=self.strategy.layer_decay,
+            backbone_lr_scale=self.finetune_strategy.backbone_lr_scale,
+            layer_decay=self.finetune_strategy.layer_decay,
         )
         optimizer = build_optimizer(groups, **settings)
         max_epochs = max(int(self.trainer.max_epochs or 1), 1)
