@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 from cookiecutter.exceptions import FailedHookException
+from cookiecutter.main import cookiecutter
 
-from conftest import bake
+from conftest import TEMPLATE_DIR, bake
 
 # Every choice of every option, one at a time against the defaults (cookiecutter-django style).
 COMBINATIONS = [
@@ -154,3 +155,17 @@ def test_names_with_quotes_and_unicode_are_data_not_code(tmp_path):
     assert pyproject["description"] == 'Says """hi""" \\n'
     for path in project.rglob("*.py"):
         ast.parse(path.read_text())
+
+
+@pytest.mark.parametrize("answers", [{}, {"license": "none", "github_actions": False}], ids=combination_id)
+def test_baking_again_over_a_project_gives_the_same_files(tmp_path, answers):
+    project = bake(tmp_path, **answers)
+    first = project_files(project)
+    again = cookiecutter(
+        str(TEMPLATE_DIR),
+        no_input=True,
+        extra_context=answers,
+        output_dir=str(tmp_path),
+        overwrite_if_exists=True,
+    )
+    assert Path(again) == project and project_files(project) == first

@@ -74,6 +74,33 @@ def test_post_hook_keeps_only_the_chosen_license(tmp_path):
     assert not (tmp_path / "licenses").exists() and (tmp_path / ".github").exists()
 
 
+def template_like_tree(root):
+    (root / "licenses").mkdir()
+    for name in ("MIT", "Apache-2.0", "BSD-3-Clause"):
+        (root / "licenses" / name).write_text(name)
+    (root / ".github" / "workflows").mkdir(parents=True)
+    (root / ".github" / "workflows" / "tests.yml").write_text("name: tests\n")
+
+
+def tree(root):
+    return {str(path.relative_to(root)): path.read_text() for path in root.rglob("*") if path.is_file()}
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        {"license": "MIT", "github_actions": True, "logger": "csv"},
+        {"license": "none", "github_actions": False, "logger": "csv"},
+    ],
+)
+def test_post_hook_is_safe_to_run_twice(tmp_path, answers):
+    template_like_tree(tmp_path)
+    post_gen.select_files(tmp_path, answers)
+    once = tree(tmp_path)
+    post_gen.select_files(tmp_path, answers)
+    assert tree(tmp_path) == once
+
+
 def test_next_steps_install_the_extra_of_the_chosen_logger(tmp_path):
     assert "pip install -e '.[dev,wandb]'" in post_gen.next_steps(tmp_path, {"logger": "wandb"})
     assert "pip install -e '.[dev]'" in post_gen.next_steps(tmp_path, {"logger": "csv"})
