@@ -56,6 +56,7 @@ def test_files_match_the_chosen_options(baked):
     assert (".github/workflows/tests.yml" in files) == answers.get("github_actions", True)
     assert not any(name.startswith("licenses/") for name in files)
     expected = {
+        ".pre-commit-config.yaml",
         "README.md",
         "pyproject.toml",
         "train.py",

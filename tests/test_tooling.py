@@ -1,0 +1,105 @@
+"""The generated project's tooling on a fresh bake: pre-commit hooks, the GitHub workflow, the Makefile."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from packaging.specifiers import SpecifierSet
+
+from conftest import TEMPLATE_DIR, bake
+
+BIN = Path(sys.executable).parent
+# What each hook of the generated .pre-commit-config.yaml runs, copied from its repository's
+# .pre-commit-hooks.yaml, so the same hooks can run offline from the tools installed here.
+UPSTREAM_HOOKS = {
+    "ruff-check": {
+        "entry": f"{BIN / 'ruff'} check --force-exclude",
+        "types_or": ["python", "pyi", "jupyter"],
+    },
+    "ruff-format": {
+        "entry": f"{BIN / 'ruff'} format --force-exclude",
+        "types_or": ["python", "pyi", "jupyter"],
+    },
+    "end-of-file-fixer": {"entry": str(BIN / "end-of-file-fixer"), "types": ["text"]},
+    "check-added-large-files": {"entry": str(BIN / "check-added-large-files")},
+    "check-yaml": {"entry": str(BIN / "check-yaml"), "types": ["yaml"]},
+    "check-toml": {"entry": str(BIN / "check-toml"), "types": ["toml"]},
+}
+
+
+def run(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True)
+
+
+def git_repository(project: Path) -> None:
+    """Make `project` a git repository with every file staged, as before its first commit."""
+    run(["git", "init", "-q"], project)
+    run(["git", "add", "-A"], project)
+
+
+def local_pre_commit_config(config: dict) -> dict:
+    """The same hooks with the same arguments, run by the installed tools instead of downloaded ones."""
+    hooks = []
+    for repo in config["repos"]:
+        for hook in repo["hooks"]:
+            hooks.append({**hook, **UPSTREAM_HOOKS[hook["id"]], "name": hook["id"], "language": "system"})
+    return {"repos": [{"repo": "local", "hooks": hooks}]}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    return bake(tmp_path_factory.mktemp("tooling"))
+
+
+def test_the_pre_commit_config_is_valid(project):
+    result = run([sys.executable, "-m", "pre_commit", "validate-config", ".pre-commit-config.yaml"], project)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pre_commit_hooks_pass_on_a_fresh_bake(project, tmp_path):
+    config = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
+    local_config = tmp_path / "pre-commit-local.yaml"
+    local_config.write_text(yaml.safe_dump(local_pre_commit_config(config)))
+    git_repository(project)
+    result = run(
+        [sys.executable, "-m", "pre_commit", "run", "--all-files", "--config", str(local_config)],
+        project,
+        PRE_COMMIT_HOME=str(tmp_path / "pre-commit-home"),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    ran = {line.split(".")[0] for line in result.stdout.splitlines() if line.endswith(("Passed", "Skipped"))}
+    assert ran == set(UPSTREAM_HOOKS)
+    assert run(["git", "diff", "--name-only"], project).stdout == ""  # no hook changed a file
+
+
+def test_pre_commit_hooks_catch_a_file_that_breaks_them(project, tmp_path):
+    config = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
+    local_config = tmp_path / "pre-commit-local.yaml"
+    local_config.write_text(yaml.safe_dump(local_pre_commit_config(config)))
+    git_repository(project)
+    broken = project / "configs" / "broken.yaml"
+    broken.write_text("key: [unclosed\n")
+    run(["git", "add", str(broken)], project)
+    try:
+        result = run(
+            [sys.executable, "-m", "pre_commit", "run", "--all-files", "--config", str(local_config)],
+            project,
+            PRE_COMMIT_HOME=str(tmp_path / "pre-commit-home"),
+        )
+    finally:
+        run(["git", "rm", "-q", "-f", str(broken)], project)
+    assert result.returncode == 1
+    assert "check-yaml" in result.stdout and "Failed" in result.stdout
+
+
+def test_the_pinned_ruff_satisfies_the_projects_ruff_requirement(project):
+    config = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
+    ruff = next(repo for repo in config["repos"] if repo["repo"].endswith("/ruff-pre-commit"))
+    requirement = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())["_requirements"]["ruff"]
+    assert ruff["rev"].removeprefix("v") in SpecifierSet(requirement)
