@@ -26,11 +26,23 @@ def test_generated_project_passes_its_own_tests(tmp_path, logger):
     # The default bake also runs the slow tests: a full default training that must reach 0.98.
     markers = "slow or not slow" if logger == "csv" else "not slow"
     result = run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", markers],
+        ["make", "test", f"PYTHON={sys.executable}", f"ARGS=-q -p no:cacheprovider -m '{markers}'"],
         cwd=project,
         env={"PYTHONPATH": str(project / "src")},
     )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+
+
+def test_make_train_trains_with_the_overrides_in_args(tmp_path):
+    project = bake(tmp_path)
+    result = run(
+        ["make", "train", f"PYTHON={sys.executable}", "ARGS=debug=fdr model.backbone=test_resnet"],
+        cwd=project,
+        env={"PYTHONPATH": str(project / "src")},
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    (run_config,) = (project / "logs" / "train" / "runs").glob("*/config.yaml")
+    assert (run_config.parent / "results.json").exists() and "backbone: test_resnet" in run_config.read_text()
 
 
 def test_generated_project_installs_with_pip_and_trains_from_anywhere(tmp_path):

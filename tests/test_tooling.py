@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +104,57 @@ def test_the_pinned_ruff_satisfies_the_projects_ruff_requirement(project):
     ruff = next(repo for repo in config["repos"] if repo["repo"].endswith("/ruff-pre-commit"))
     requirement = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())["_requirements"]["ruff"]
     assert ruff["rev"].removeprefix("v") in SpecifierSet(requirement)
+
+
+def make_targets_named_in(text: str) -> set[str]:
+    return set(re.findall(r"\bmake (\w+)", text))
+
+
+def assert_make_target_runs_commands(project: Path, target: str) -> None:
+    dry_run = run(["make", "-n", target], project)
+    assert dry_run.returncode == 0 and "python" in dry_run.stdout, (
+        f"make {target}: {dry_run.stdout}{dry_run.stderr}"
+    )
+
+
+@pytest.mark.parametrize("python_version", ["3.10", "3.13"])
+def test_the_workflow_is_valid_and_tests_on_the_chosen_python_with_cpu_torch(tmp_path, python_version):
+    project = bake(tmp_path, python_version=python_version)
+    workflow_file = project / ".github" / "workflows" / "tests.yml"
+    schema_check = run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(workflow_file)],
+        project,
+    )
+    assert schema_check.returncode == 0, schema_check.stdout + schema_check.stderr
+    steps = yaml.safe_load(workflow_file.read_text())["jobs"]["test"]["steps"]
+    setup_python = next(step for step in steps if step.get("uses", "").startswith("actions/setup-python@"))
+    assert setup_python["with"] == {
+        "python-version": python_version,
+        "cache": "pip",
+        "cache-dependency-path": "pyproject.toml",
+    }
+    commands = "\n".join(step.get("run", "") for step in steps)
+    cpu_torch = "pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu"
+    assert cpu_torch in commands
+    assert commands.index(cpu_torch) < commands.index("make install")  # the project's install keeps it
+    for target in make_targets_named_in(commands):
+        assert_make_target_runs_commands(project, target)
+
+
+@pytest.mark.parametrize(("logger", "extras"), [("csv", "dev"), ("wandb", "dev,wandb")])
+def test_make_install_installs_the_project_editable_with_its_extras(tmp_path, logger, extras):
+    project = bake(tmp_path, logger=logger)
+    dry_run = run(["make", "-n", "install"], project)
+    assert dry_run.stdout.strip() == f"python -m pip install -e '.[{extras}]'"
+
+
+def test_make_lint_passes_on_a_fresh_bake(project):
+    result = run(["make", "lint", f"PYTHON={sys.executable}"], project)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_make_target_in_the_readme_exists(project):
+    targets = make_targets_named_in((project / "README.md").read_text())
+    assert {"install", "test", "train", "lint"} <= targets
+    for target in targets:
+        assert_make_target_runs_commands(project, target)
