@@ -7,11 +7,13 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 from conftest import TEMPLATE_DIR, bake
 
@@ -158,3 +160,18 @@ def test_every_make_target_in_the_readme_exists(project):
     assert {"install", "test", "train", "lint"} <= targets
     for target in targets:
         assert_make_target_runs_commands(project, target)
+
+
+def test_uv_resolves_the_project_from_its_pyproject(tmp_path):
+    project = bake(tmp_path, logger="wandb")
+    result = run([str(BIN / "uv"), "lock"], project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    locked = {
+        package["name"]: package for package in tomllib.loads((project / "uv.lock").read_text())["package"]
+    }
+    assert Version(locked["lightning"]["version"]) >= Version("2.6.4")
+    extras = locked["image-classifier"]["optional-dependencies"]
+    assert {"pytest", "ruff", "pre-commit"} <= {dependency["name"] for dependency in extras["dev"]}
+    assert {"torch", "torchvision", "timm", "hydra-core", "wandb"} <= set(locked)
+    readme = (project / "README.md").read_text()
+    assert "uv sync --extra dev --extra wandb" in readme
