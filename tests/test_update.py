@@ -68,12 +68,16 @@ def test_cruft_update_brings_a_template_change_in_over_a_local_edit(tmp_path, te
     with (project / "README.md").open("a") as readme:
         readme.write(USER_EDIT)
     commit_all(project, "Our own edit")
-    # Commit N+1 changes a plain file and the MIT license text, which only reaches the project through
-    # the post-generation hook (cruft reruns it for both commits).
+    # Commit N+1 changes a plain file, the MIT license text, which only reaches the project through the
+    # post-generation hook (cruft reruns it for both commits), and a dependency range in cookiecutter.json.
     with (template_repository / "{{cookiecutter.project}}" / ".gitignore").open("a") as gitignore:
         gitignore.write(TEMPLATE_CHANGE)
     with (template_repository / "{{cookiecutter.project}}" / "licenses" / "MIT").open("a") as mit:
         mit.write("\nA sentence a later template commit added.\n")
+    context_file = template_repository / "cookiecutter.json"
+    context = json.loads(context_file.read_text())
+    context["_requirements"]["timm"] = ">=1.0.99,<2"
+    context_file.write_text(json.dumps(context, indent=2) + "\n")
     commit_n_plus_1 = commit_all(template_repository, "Template commit N+1")
     stale = run([CRUFT, "check"], project)
     assert stale.returncode == 1, stale.stdout + stale.stderr
@@ -84,10 +88,11 @@ def test_cruft_update_brings_a_template_change_in_over_a_local_edit(tmp_path, te
     assert (project / ".gitignore").read_text().endswith(TEMPLATE_CHANGE)
     assert (project / "LICENSE").read_text().endswith("A sentence a later template commit added.\n")
     assert not (project / "licenses").exists()
+    assert '"timm>=1.0.99,<2",' in (project / "pyproject.toml").read_text()
     assert json.loads((project / ".cruft.json").read_text())["commit"] == commit_n_plus_1
     assert not list(project.rglob("*.rej"))
     ok([CRUFT, "check"], project)
     # What still differs from the template at N+1 is our own edit, and nothing else.
     difference = ok([CRUFT, "diff"], project)
     assert "Our own notes on this project" in difference
-    assert "checkpoints/" not in difference and "later template commit added" not in difference
+    assert not any(change in difference for change in ("checkpoints/", "later template commit", "1.0.99"))
