@@ -81,24 +81,49 @@ def test_pre_commit_hooks_pass_on_a_fresh_bake(project, tmp_path):
     assert run(["git", "diff", "--name-only"], project).stdout == ""  # no hook changed a file
 
 
-def test_pre_commit_hooks_catch_a_file_that_breaks_them(project, tmp_path):
+def run_pre_commit_with(
+    project: Path, tmp_path: Path, name: str, content: str
+) -> subprocess.CompletedProcess:
+    """Run the hooks on the project with one more file staged, then take the file out again."""
     config = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
     local_config = tmp_path / "pre-commit-local.yaml"
     local_config.write_text(yaml.safe_dump(local_pre_commit_config(config)))
     git_repository(project)
-    broken = project / "configs" / "broken.yaml"
-    broken.write_text("key: [unclosed\n")
-    run(["git", "add", str(broken)], project)
+    added = project / name
+    added.write_text(content)
+    run(["git", "add", str(added)], project)
     try:
-        result = run(
+        return run(
             [sys.executable, "-m", "pre_commit", "run", "--all-files", "--config", str(local_config)],
             project,
             PRE_COMMIT_HOME=str(tmp_path / "pre-commit-home"),
         )
     finally:
-        run(["git", "rm", "-q", "-f", str(broken)], project)
-    assert result.returncode == 1
-    assert "check-yaml" in result.stdout and "Failed" in result.stdout
+        run(["git", "rm", "-q", "-f", str(added)], project)
+
+
+def failed_hooks(result: subprocess.CompletedProcess) -> set[str]:
+    return {line.split(".")[0] for line in result.stdout.splitlines() if line.endswith("Failed")}
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "hook"),
+    [
+        ("configs/broken.yaml", "key: [unclosed\n", "check-yaml"),
+        ("broken.toml", "key = \n", "check-toml"),
+        ("notes.txt", "no newline at the end", "end-of-file-fixer"),
+        ("model.ckpt", "x" * 600_000 + "\n", "check-added-large-files"),
+    ],
+    ids=["yaml", "toml", "end-of-file", "large-file"],
+)
+def test_pre_commit_hooks_catch_a_file_that_breaks_them(project, tmp_path, name, content, hook):
+    result = run_pre_commit_with(project, tmp_path, name, content)
+    assert result.returncode == 1 and failed_hooks(result) == {hook}, result.stdout
+
+
+def test_a_large_uv_lock_may_be_committed(project, tmp_path):
+    result = run_pre_commit_with(project, tmp_path, "uv.lock", "# lock\n" * 100_000)
+    assert result.returncode == 0, result.stdout
 
 
 def test_the_pinned_ruff_satisfies_the_projects_ruff_requirement(project):
