@@ -113,8 +113,10 @@ def failed_hooks(result: subprocess.CompletedProcess) -> set[str]:
         ("broken.toml", "key = \n", "check-toml"),
         ("notes.txt", "no newline at the end", "end-of-file-fixer"),
         ("model.ckpt", "x" * 600_000 + "\n", "check-added-large-files"),
+        ("unused.py", "import os\n", "ruff-check"),
+        ("unformatted.py", "x = {'a':1}\n", "ruff-format"),
     ],
-    ids=["yaml", "toml", "end-of-file", "large-file"],
+    ids=["yaml", "toml", "end-of-file", "large-file", "lint", "format"],
 )
 def test_pre_commit_hooks_catch_a_file_that_breaks_them(project, tmp_path, name, content, hook):
     result = run_pre_commit_with(project, tmp_path, name, content)
