@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import yaml
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from conftest import TEMPLATE_DIR, bake
+from conftest import TEMPLATE_DIR, bake, outside_make
 
 BIN = Path(sys.executable).parent
 # What each hook of the generated .pre-commit-config.yaml runs, copied from its repository's
@@ -37,7 +36,7 @@ UPSTREAM_HOOKS = {
 
 
 def run(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True)
+    return subprocess.run(command, cwd=cwd, env={**outside_make(), **env}, capture_output=True, text=True)
 
 
 def git_repository(project: Path) -> None:
