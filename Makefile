@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 DEMO_DIR := build/demo
 # The generated project's dependency ranges, read from cookiecutter.json (one source of truth).
 PROJECT_REQUIREMENTS = $(shell $(PYTHON) -c "import json; r = json.load(open('cookiecutter.json'))['_requirements']; print(' '.join(repr(k + v) for k, v in r.items()))")
-TOOLS = cookiecutter hatchling editables pyyaml
+TOOLS = check-jsonschema cookiecutter cruft hatchling editables pyyaml pre-commit-hooks uv
 
 .PHONY: demo test test-fast lint venv clean
 

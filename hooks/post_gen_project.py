@@ -12,13 +12,17 @@ WORKFLOWS_DIR = ".github"
 
 
 def select_files(project_dir: Path, answers: dict) -> None:
-    """Move the chosen license into place and delete the files of options that were not chosen."""
+    """Move the chosen license into place and delete the files of options that were not chosen.
+
+    Safe to run again on its own result (cruft and `cookiecutter --overwrite-if-exists` rerun the hook).
+    """
     licenses = project_dir / LICENSES_DIR
-    if answers["license"] != "none":
-        shutil.move(str(licenses / answers["license"]), project_dir / "LICENSE")
-    shutil.rmtree(licenses)
+    if licenses.is_dir():
+        if answers["license"] != "none":
+            shutil.move(str(licenses / answers["license"]), project_dir / "LICENSE")
+        shutil.rmtree(licenses)
     if not answers["github_actions"]:
-        shutil.rmtree(project_dir / WORKFLOWS_DIR)
+        shutil.rmtree(project_dir / WORKFLOWS_DIR, ignore_errors=True)
 
 
 def next_steps(project_dir: Path, answers: dict) -> str:

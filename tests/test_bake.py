@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 from cookiecutter.exceptions import FailedHookException
+from cookiecutter.main import cookiecutter
 
-from conftest import bake
+from conftest import TEMPLATE_DIR, bake
 
 # Every choice of every option, one at a time against the defaults (cookiecutter-django style).
 COMBINATIONS = [
@@ -55,6 +56,7 @@ def test_files_match_the_chosen_options(baked):
     assert (".github/workflows/tests.yml" in files) == answers.get("github_actions", True)
     assert not any(name.startswith("licenses/") for name in files)
     expected = {
+        ".pre-commit-config.yaml",
         "README.md",
         "pyproject.toml",
         "train.py",
@@ -134,6 +136,11 @@ def test_dependencies_follow_the_chosen_logger_and_python(baked):
         ({"project_name": "123 Models"}, "not a valid Python import name"),
         ({"project": "Not A Slug"}, "not a valid distribution name"),
         ({"package": 'x"""); import os; os.system("touch pwned"); ("'}, "not a valid Python import name"),
+        ({"project_name": ""}, "project_name is empty"),
+        ({"project_name": "!!!"}, "gives an empty directory name"),
+        ({"package": "logging"}, "standard library"),
+        ({"project": "timm", "package": "timm_models"}, "distribution name of one of its dependencies"),
+        ({"email": "you at example.com"}, "not an email address"),
     ],
 )
 def test_invalid_answers_fail_in_the_hook_and_leave_nothing(tmp_path, capfd, answers, message):
@@ -154,3 +161,75 @@ def test_names_with_quotes_and_unicode_are_data_not_code(tmp_path):
     assert pyproject["description"] == 'Says """hi""" \\n'
     for path in project.rglob("*.py"):
         ast.parse(path.read_text())
+
+
+@pytest.mark.parametrize("answers", [{}, {"license": "none", "github_actions": False}], ids=combination_id)
+def test_baking_again_over_a_project_gives_the_same_files(tmp_path, answers):
+    project = bake(tmp_path, **answers)
+    first = project_files(project)
+    again = cookiecutter(
+        str(TEMPLATE_DIR),
+        no_input=True,
+        extra_context=answers,
+        output_dir=str(tmp_path),
+        overwrite_if_exists=True,
+    )
+    assert Path(again) == project and project_files(project) == first
+
+
+def run_cookiecutter_cli(output_dir: Path, *answers: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cookiecutter",
+            str(TEMPLATE_DIR),
+            "--no-input",
+            "-o",
+            str(output_dir),
+            *answers,
+        ],
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (
+            "project_name=",
+            "ERROR: project_name is empty. Name the project, e.g. project_name='Image Classifier'.",
+        ),
+        (
+            "email=nope",
+            "ERROR: email 'nope' is not an email address the package metadata accepts (ASCII, like "
+            "'you@example.com'). Correct it, or leave it empty.",
+        ),
+    ],
+    ids=["empty_project_name", "bad_email"],
+)
+def test_the_command_line_gets_the_hook_message_alone_on_stderr_and_status_1(tmp_path, answer, message):
+    result = run_cookiecutter_cli(tmp_path, answer)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [message]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "last_line"),
+    [
+        ("python_version=3.9", "3.9 provided for choice variable python_version, but the choices are ["),
+        ("license=GPL", "GPL provided for choice variable license, but the choices are ["),
+        (
+            "github_actions=maybe",
+            "maybe provided for variable github_actions could not be converted to a boolean.",
+        ),
+    ],
+)
+def test_cookiecutter_itself_refuses_an_answer_outside_the_choices(tmp_path, answer, last_line):
+    # cookiecutter checks choices before any template code runs: what README.md says the user sees.
+    result = run_cookiecutter_cli(tmp_path, answer)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith(f"ValueError: {last_line}")
+    assert list(tmp_path.iterdir()) == []

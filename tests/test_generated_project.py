@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import site
 import subprocess
 import sys
@@ -11,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import bake
+from conftest import bake, outside_make
 
 
 def run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        command, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=1800
+        command, cwd=cwd, env={**outside_make(), **(env or {})}, capture_output=True, text=True, timeout=1800
     )
 
 
@@ -26,11 +25,23 @@ def test_generated_project_passes_its_own_tests(tmp_path, logger):
     # The default bake also runs the slow tests: a full default training that must reach 0.98.
     markers = "slow or not slow" if logger == "csv" else "not slow"
     result = run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", markers],
+        ["make", "test", f"PYTHON={sys.executable}", f"ARGS=-q -p no:cacheprovider -m '{markers}'"],
         cwd=project,
         env={"PYTHONPATH": str(project / "src")},
     )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+
+
+def test_make_train_trains_with_the_overrides_in_args(tmp_path):
+    project = bake(tmp_path)
+    result = run(
+        ["make", "train", f"PYTHON={sys.executable}", "ARGS=debug=fdr model.backbone=test_resnet"],
+        cwd=project,
+        env={"PYTHONPATH": str(project / "src")},
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    (run_config,) = (project / "logs" / "train" / "runs").glob("*/config.yaml")
+    assert (run_config.parent / "results.json").exists() and "backbone: test_resnet" in run_config.read_text()
 
 
 def test_generated_project_installs_with_pip_and_trains_from_anywhere(tmp_path):

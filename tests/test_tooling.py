@@ -1,0 +1,203 @@
+"""The generated project's tooling on a fresh bake: pre-commit hooks, the GitHub workflow, the Makefile."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+from conftest import TEMPLATE_DIR, bake, outside_make
+
+BIN = Path(sys.executable).parent
+# What each hook of the generated .pre-commit-config.yaml runs, copied from its repository's
+# .pre-commit-hooks.yaml, so the same hooks can run offline from the tools installed here.
+UPSTREAM_HOOKS = {
+    "ruff-check": {
+        "entry": f"{BIN / 'ruff'} check --force-exclude",
+        "types_or": ["python", "pyi", "jupyter"],
+    },
+    "ruff-format": {
+        "entry": f"{BIN / 'ruff'} format --force-exclude",
+        "types_or": ["python", "pyi", "jupyter"],
+    },
+    "end-of-file-fixer": {"entry": str(BIN / "end-of-file-fixer"), "types": ["text"]},
+    "check-added-large-files": {"entry": str(BIN / "check-added-large-files")},
+    "check-yaml": {"entry": str(BIN / "check-yaml"), "types": ["yaml"]},
+    "check-toml": {"entry": str(BIN / "check-toml"), "types": ["toml"]},
+}
+
+
+def run(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=cwd, env={**outside_make(), **env}, capture_output=True, text=True)
+
+
+def git_repository(project: Path) -> None:
+    """Make `project` a git repository with every file staged, as before its first commit."""
+    run(["git", "init", "-q"], project)
+    run(["git", "add", "-A"], project)
+
+
+def local_pre_commit_config(config: dict) -> dict:
+    """The same hooks with the same arguments, run by the installed tools instead of downloaded ones."""
+    hooks = []
+    for repo in config["repos"]:
+        for hook in repo["hooks"]:
+            hooks.append({**hook, **UPSTREAM_HOOKS[hook["id"]], "name": hook["id"], "language": "system"})
+    return {"repos": [{"repo": "local", "hooks": hooks}]}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    return bake(tmp_path_factory.mktemp("tooling"))
+
+
+def test_the_pre_commit_config_is_valid(project):
+    result = run([sys.executable, "-m", "pre_commit", "validate-config", ".pre-commit-config.yaml"], project)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pre_commit_hooks_pass_on_a_fresh_bake(project, tmp_path):
+    config = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
+    local_config = tmp_path / "pre-commit-local.yaml"
+    local_config.write_text(yaml.safe_dump(local_pre_commit_config(config)))
+    git_repository(project)
+    result = run(
+        [sys.executable, "-m", "pre_commit", "run", "--all-files", "--config", str(local_config)],
+        project,
+        PRE_COMMIT_HOME=str(tmp_path / "pre-commit-home"),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    ran = {line.split(".")[0] for line in result.stdout.splitlines() if line.endswith(("Passed", "Skipped"))}
+    assert ran == set(UPSTREAM_HOOKS)
+    assert run(["git", "diff", "--name-only"], project).stdout == ""  # no hook changed a file
+
+
+def run_pre_commit_with(
+    project: Path, tmp_path: Path, name: str, content: str
+) -> subprocess.CompletedProcess:
+    """Run the hooks on the project with one more file staged, then take the file out again."""
+    config = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
+    local_config = tmp_path / "pre-commit-local.yaml"
+    local_config.write_text(yaml.safe_dump(local_pre_commit_config(config)))
+    git_repository(project)
+    added = project / name
+    added.write_text(content)
+    run(["git", "add", str(added)], project)
+    try:
+        return run(
+            [sys.executable, "-m", "pre_commit", "run", "--all-files", "--config", str(local_config)],
+            project,
+            PRE_COMMIT_HOME=str(tmp_path / "pre-commit-home"),
+        )
+    finally:
+        run(["git", "rm", "-q", "-f", str(added)], project)
+
+
+def failed_hooks(result: subprocess.CompletedProcess) -> set[str]:
+    return {line.split(".")[0] for line in result.stdout.splitlines() if line.endswith("Failed")}
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "hook"),
+    [
+        ("configs/broken.yaml", "key: [unclosed\n", "check-yaml"),
+        ("broken.toml", "key = \n", "check-toml"),
+        ("notes.txt", "no newline at the end", "end-of-file-fixer"),
+        ("model.ckpt", "x" * 600_000 + "\n", "check-added-large-files"),
+        ("unused.py", "import os\n", "ruff-check"),
+        ("unformatted.py", "x = {'a':1}\n", "ruff-format"),
+    ],
+    ids=["yaml", "toml", "end-of-file", "large-file", "lint", "format"],
+)
+def test_pre_commit_hooks_catch_a_file_that_breaks_them(project, tmp_path, name, content, hook):
+    result = run_pre_commit_with(project, tmp_path, name, content)
+    assert result.returncode == 1 and failed_hooks(result) == {hook}, result.stdout
+
+
+def test_a_large_uv_lock_may_be_committed(project, tmp_path):
+    result = run_pre_commit_with(project, tmp_path, "uv.lock", "# lock\n" * 100_000)
+    assert result.returncode == 0, result.stdout
+
+
+def test_the_pinned_ruff_satisfies_the_projects_ruff_requirement(project):
+    config = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
+    ruff = next(repo for repo in config["repos"] if repo["repo"].endswith("/ruff-pre-commit"))
+    requirement = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())["_requirements"]["ruff"]
+    assert ruff["rev"].removeprefix("v") in SpecifierSet(requirement)
+
+
+def make_targets_named_in(text: str) -> set[str]:
+    return set(re.findall(r"\bmake (\w+)", text))
+
+
+def assert_make_target_runs_commands(project: Path, target: str) -> None:
+    dry_run = run(["make", "-n", target], project)
+    assert dry_run.returncode == 0 and "python" in dry_run.stdout, (
+        f"make {target}: {dry_run.stdout}{dry_run.stderr}"
+    )
+
+
+@pytest.mark.parametrize("python_version", ["3.10", "3.13"])
+def test_the_workflow_is_valid_and_tests_on_the_chosen_python_with_cpu_torch(tmp_path, python_version):
+    project = bake(tmp_path, python_version=python_version)
+    workflow_file = project / ".github" / "workflows" / "tests.yml"
+    schema_check = run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(workflow_file)],
+        project,
+    )
+    assert schema_check.returncode == 0, schema_check.stdout + schema_check.stderr
+    steps = yaml.safe_load(workflow_file.read_text())["jobs"]["test"]["steps"]
+    setup_python = next(step for step in steps if step.get("uses", "").startswith("actions/setup-python@"))
+    assert setup_python["with"] == {
+        "python-version": python_version,
+        "cache": "pip",
+        "cache-dependency-path": "pyproject.toml",
+    }
+    commands = "\n".join(step.get("run", "") for step in steps)
+    cpu_torch = "pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu"
+    assert cpu_torch in commands
+    assert commands.index(cpu_torch) < commands.index("make install")  # the project's install keeps it
+    for target in make_targets_named_in(commands):
+        assert_make_target_runs_commands(project, target)
+
+
+@pytest.mark.parametrize(("logger", "extras"), [("csv", "dev"), ("wandb", "dev,wandb")])
+def test_make_install_installs_the_project_editable_with_its_extras(tmp_path, logger, extras):
+    project = bake(tmp_path, logger=logger)
+    dry_run = run(["make", "-n", "install"], project)
+    assert dry_run.stdout.strip() == f"python -m pip install -e '.[{extras}]'"
+
+
+def test_make_lint_passes_on_a_fresh_bake(project):
+    result = run(["make", "lint", f"PYTHON={sys.executable}"], project)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_make_target_in_the_readme_exists(project):
+    targets = make_targets_named_in((project / "README.md").read_text())
+    assert {"install", "test", "train", "lint"} <= targets
+    for target in targets:
+        assert_make_target_runs_commands(project, target)
+
+
+def test_uv_resolves_the_project_from_its_pyproject(tmp_path):
+    project = bake(tmp_path, logger="wandb")
+    result = run([str(BIN / "uv"), "lock"], project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    locked = {
+        package["name"]: package for package in tomllib.loads((project / "uv.lock").read_text())["package"]
+    }
+    assert Version(locked["lightning"]["version"]) >= Version("2.6.4")
+    extras = locked["image-classifier"]["optional-dependencies"]
+    assert {"pytest", "ruff", "pre-commit"} <= {dependency["name"] for dependency in extras["dev"]}
+    assert {"torch", "torchvision", "timm", "hydra-core", "wandb"} <= set(locked)
+    readme = (project / "README.md").read_text()
+    assert "uv sync --extra dev --extra wandb" in readme
