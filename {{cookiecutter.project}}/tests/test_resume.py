@@ -187,3 +187,23 @@ def test_resume_auto_without_an_unfinished_run_starts_a_new_one(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "resume=auto: no unfinished run with this config" in result.stdout
     assert len(read_results(tmp_path / "logs")) == 1
+
+
+@pytest.mark.slow
+def test_resume_auto_under_ddp_resumes_every_process_from_the_same_checkpoint(tmp_path):
+    from conftest import run_script
+
+    overrides = [*FAST, "trainer=ddp_sim", "logger=csv"]
+    first = run_script("train.py", *overrides, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    [results] = read_results(tmp_path / "logs")
+    run_dir = Path(results["output_dir"])
+    (run_dir / "results.json").unlink()  # as if the run had been stopped after its last epoch
+
+    resumed = run_script("train.py", *overrides, "resume=auto", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resume=auto: continuing {run_dir}" in resumed.stdout
+    [again] = read_results(run_dir)
+    # Both processes restored epoch 2 of 2, so neither trained again: the step count is unchanged.
+    assert torch.load(again["last_checkpoint"], weights_only=True)["global_step"] == 6
+    assert again["world_size"] == 2

@@ -74,6 +74,7 @@ class RunGuard(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         if is_worker_process():
+            self.follow_the_first_process(config)
             return
         try:
             if config.get("resume") not in (None, "auto"):
@@ -88,6 +89,15 @@ class RunGuard(Callback):
             self.check_writable(run_dir)
         except ConfigurationError as error:
             exit_with_message(error)
+
+    @staticmethod
+    def follow_the_first_process(config: DictConfig) -> None:
+        """In a process a distributed launch added: hydra.run.dir is the directory the first process
+        chose, so with resume=auto resume from the same last.ckpt (if that run had one)."""
+        last = Path(config.hydra.run.dir) / CHECKPOINT_DIR / "last.ckpt"
+        if config.get("resume") == "auto" and start_checkpoint(config) is None and last.is_file():
+            with read_write(config), open_dict(config):
+                config.ckpt_path = str(last)
 
     @staticmethod
     def choose_run_to_resume(config: DictConfig) -> None:
