@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import subprocess
@@ -175,6 +176,8 @@ def test_sigterm_saves_last_ckpt_and_resume_auto_continues_that_run_in_its_direc
     assert f"resume=auto: continuing {stopped_dir}" in stdout
     [continued] = read_results(stopped_dir)
     assert_same_training(finished, continued)
+    with open(stopped_dir / "csv" / "metrics.csv") as file:  # both parts of the run, in one file
+        assert [row["epoch"] for row in csv.DictReader(file) if row["val/acc"]] == ["0", "1", "2"]
     # The same directory kept the whole run's best-checkpoint bookkeeping, so the test agrees too.
     assert continued["metrics"]["test/acc"] == finished["metrics"]["test/acc"]
     assert continued["metrics"]["test/loss"] == pytest.approx(finished["metrics"]["test/loss"], abs=1e-6)
@@ -207,3 +210,22 @@ def test_resume_auto_under_ddp_resumes_every_process_from_the_same_checkpoint(tm
     # Both processes restored epoch 2 of 2, so neither trained again: the step count is unchanged.
     assert torch.load(again["last_checkpoint"], weights_only=True)["global_step"] == 6
     assert again["world_size"] == 2
+
+
+def test_a_continued_run_appends_to_its_metrics_csv(tmp_path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    from {{ cookiecutter.package }}.run.loggers import continue_csv_metrics
+
+    first = CSVLogger(tmp_path, name="csv", version="")
+    first.log_metrics({"train/loss": 1.0, "epoch": 0}, step=0)
+    first.log_metrics({"val/acc": 0.5, "epoch": 0}, step=1)
+    first.save()
+    continued = CSVLogger(tmp_path, name="csv", version="")
+    continue_csv_metrics(continued)
+    continued.log_metrics({"test/acc": 0.9, "epoch": 1}, step=2)
+    continued.save()
+    with open(tmp_path / "csv" / "metrics.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["step"] for row in rows] == ["0", "1", "2"]
+    assert (rows[0]["train/loss"], rows[1]["val/acc"], rows[2]["test/acc"]) == ("1.0", "0.5", "0.9")

@@ -40,6 +40,8 @@ def send_lightning_logs_to_hydra() -> None:
     # Lightning cannot see that our data modules resume mid-epoch (they save their place in the
     # training order themselves: data/base.py), so it would warn that the results are unreliable.
     warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the")
+    # Said when a continued run's CSV logger starts; run.loggers.continue_csv_metrics keeps the file.
+    warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
 
 
 def run_command(task: Callable[[Any], Any], argument: Any) -> Any:

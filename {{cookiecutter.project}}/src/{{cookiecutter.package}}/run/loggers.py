@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
+import io
 import logging
 import netrc
 import os
@@ -62,6 +64,24 @@ def _use_wandb_offline_without_login(name: str, config: DictConfig) -> None:
     )
 
 
+def continue_csv_metrics(logger: Logger) -> None:
+    """Let a CSV logger append to the metrics.csv of a run it continues (resume=auto).
+
+    Lightning's CSV writer deletes a metrics.csv it finds when it starts, and would then write only
+    the columns it logs itself: the first part of the run would be lost. Here the file is put back,
+    and the writer starts with its columns, so it appends.
+    """
+    path = Path(logger.log_dir) / "metrics.csv"
+    if not path.is_file():
+        return
+    earlier = path.read_text()
+    writer = logger.experiment  # the file is deleted here
+    if not hasattr(writer, "metrics_keys"):  # a process other than the first writes nothing
+        return
+    path.write_text(earlier)
+    writer.metrics_keys.extend(next(csv.reader(io.StringIO(earlier)), []))
+
+
 def instantiate_loggers(config: DictConfig | None) -> list[Logger]:
     """Instantiate every logger of the `logger` group (entries set to null are skipped)."""
     loggers: list[Logger] = []
@@ -72,7 +92,10 @@ def instantiate_loggers(config: DictConfig | None) -> list[Logger]:
         _check_installed(name, target)
         if target.endswith("WandbLogger"):
             _use_wandb_offline_without_login(name, logger_config)
-        loggers.append(instantiate(logger_config))
+        logger = instantiate(logger_config)
+        if target.endswith("CSVLogger"):
+            continue_csv_metrics(logger)
+        loggers.append(logger)
     return loggers
 
 

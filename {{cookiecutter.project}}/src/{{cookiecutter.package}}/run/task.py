@@ -49,7 +49,7 @@ class Run:
         with Run(config) as run:
             trainer = run.build_trainer(callbacks)
             ...
-            return run.finish(results, paths, metrics)
+            return run.finish(results, title, paths, metrics)
     """
 
     def __init__(self, config: DictConfig) -> None:
