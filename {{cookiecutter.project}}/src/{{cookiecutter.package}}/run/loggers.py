@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from omegaconf import DictConfig, open_dict
 
 from ..errors import ConfigurationError
@@ -76,7 +77,7 @@ def continue_csv_metrics(logger: Logger) -> None:
         return
     earlier = path.read_text()
     writer = logger.experiment  # the file is deleted here
-    if not hasattr(writer, "metrics_keys"):  # a process other than the first writes nothing
+    if not isinstance(writer, ExperimentWriter):  # processes other than the first write nothing
         return
     path.write_text(earlier)
     writer.metrics_keys.extend(next(csv.reader(io.StringIO(earlier)), []))
