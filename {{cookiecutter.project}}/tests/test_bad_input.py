@@ -40,6 +40,7 @@ def wandb_online_case() -> tuple[dict[str, str], str]:
 BAD_INPUTS = [
     ("train.py", ["trainer.max_epochs=abc"], "trainer.max_epochs='abc' is not a whole number; set e.g."),
     ("train.py", ["seed=abc"], "seed='abc' is not a whole number; set e.g. seed=42"),
+    ("train.py", ["seed=-1"], "seed=-1 must be at least 0; set e.g. seed=42"),
     ("train.py", ["data.batch_size=3.5"], "data.batch_size=3.5 is not a whole number; set e.g."),
     (
         "train.py",

@@ -49,7 +49,7 @@ WHOLE_AT_LEAST_1 = {"whole": True, "minimum": 1}
 PROBABILITY = {"minimum": 0, "maximum": 1}
 # Every key below that the run's config has is checked; keys of other tasks are simply absent.
 SETTINGS: dict[str, Number] = {
-    "seed": Number("42", whole=True),
+    "seed": Number("42", whole=True, minimum=0),
     "trainer.max_epochs": Number("10", **WHOLE_AT_LEAST_1),
     "trainer.min_epochs": Number("1", whole=True, minimum=0, nullable=True),
     "trainer.accumulate_grad_batches": Number("2", **WHOLE_AT_LEAST_1),
@@ -61,7 +61,7 @@ SETTINGS: dict[str, Number] = {
     "data.num_workers": Number("4", whole=True, minimum=0, nullable=True),
     "data.image_size": Number("224", **WHOLE_AT_LEAST_1, nullable=True),
     "data.random_erasing": Number("0.25", **PROBABILITY),
-    "data.split_seed": Number("0", whole=True),
+    "data.split_seed": Number("0", whole=True, minimum=0),
     "model.drop_rate": Number("0.1", **PROBABILITY, open_top=True),
     "model.drop_path_rate": Number("0.1", **PROBABILITY, open_top=True, nullable=True),
     "model.label_smoothing": Number("0.1", **PROBABILITY, open_top=True),
