@@ -19,7 +19,7 @@ from .errors import ConfigurationError, instantiate_checked
 from .models import ImageClassifier
 from .models.backbone import check_backbone_name
 from .run.checkpoints import check_resumable
-from .run.checks import check_trainer_settings
+from .run.checks import check_train_settings, check_trainer_settings
 from .run.directory import metrics_as_floats
 from .run.task import Run
 
@@ -58,23 +58,6 @@ def build_datamodule_and_model(config: DictConfig) -> tuple[ClassificationDataMo
     model.use_preprocessing(preprocessing)
     datamodule.use_preprocessing(preprocessing, check_upscaling=True)
     return datamodule, model
-
-
-def check_train_settings(config: DictConfig) -> None:
-    """Refuse combinations of settings that would fail late or silently train nothing."""
-    unfreeze_at_epoch = config.get("finetune", {}).get("unfreeze_at_epoch")
-    if unfreeze_at_epoch is not None and unfreeze_at_epoch >= config.trainer.max_epochs:
-        raise ConfigurationError(
-            f"finetune.unfreeze_at_epoch={unfreeze_at_epoch} >= trainer.max_epochs="
-            f"{config.trainer.max_epochs}: the backbone would never train. Lower it, raise "
-            "trainer.max_epochs, or use finetune=linear_probe."
-        )
-    mixup = config.model.get("mixup") or {}
-    if mixup.get("prob", 0) > 0 and config.data.batch_size % 2:
-        raise ConfigurationError(
-            "model.mixup needs an even data.batch_size (it mixes pairs of images); "
-            f"got data.batch_size={config.data.batch_size}."
-        )
 
 
 def checkpoint_paths(trainer: Trainer) -> dict[str, Any]:

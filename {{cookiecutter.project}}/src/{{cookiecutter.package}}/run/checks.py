@@ -91,6 +91,23 @@ def check_settings(config: DictConfig) -> None:
         )
 
 
+def check_train_settings(config: DictConfig) -> None:
+    """Refuse combinations of training settings that would fail late or silently train nothing."""
+    unfreeze_at_epoch = config.get("finetune", {}).get("unfreeze_at_epoch")
+    if unfreeze_at_epoch is not None and unfreeze_at_epoch >= config.trainer.max_epochs:
+        raise ConfigurationError(
+            f"finetune.unfreeze_at_epoch={unfreeze_at_epoch} >= trainer.max_epochs="
+            f"{config.trainer.max_epochs}: the backbone would never train. Lower it, raise "
+            "trainer.max_epochs, or use finetune=linear_probe."
+        )
+    mixup = config.model.get("mixup") or {}
+    if mixup.get("prob", 0) > 0 and config.data.batch_size % 2:
+        raise ConfigurationError(
+            "model.mixup needs an even data.batch_size (it mixes pairs of images); "
+            f"got data.batch_size={config.data.batch_size}."
+        )
+
+
 def check_trainer_settings(
     config: DictConfig, trainer: Any, callbacks: Mapping[str, Any], metric_names: list[str]
 ) -> None:
