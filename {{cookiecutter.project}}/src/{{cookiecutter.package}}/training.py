@@ -14,7 +14,6 @@ from timm.data import resolve_model_data_config
 
 from .callbacks import CheckpointOnSigterm, SeedEveryStep
 from .data import ClassificationDataModule
-from .data.transforms import resolve_preprocessing
 from .errors import ConfigurationError, instantiate_checked
 from .models import ImageClassifier
 from .models.backbone import check_backbone_name
@@ -52,11 +51,7 @@ def build_datamodule_and_model(config: DictConfig) -> tuple[ClassificationDataMo
         finetune=OmegaConf.to_container(config.finetune, resolve=True) if "finetune" in config else None,
         _convert_="all",
     )
-    preprocessing = resolve_preprocessing(
-        resolve_model_data_config(model.model), **datamodule.preprocessing_overrides
-    )
-    model.use_preprocessing(preprocessing)
-    datamodule.use_preprocessing(preprocessing, check_upscaling=True)
+    model.use_preprocessing(datamodule.resolve_preprocessing(resolve_model_data_config(model.model)))
     return datamodule, model
 
 

@@ -153,9 +153,10 @@ class ClassificationDataModule(LightningDataModule):
             "crop_pct": self.crop_pct,
         }
 
-    def resolve_preprocessing(self, backbone: str) -> dict[str, Any]:
-        """Use timm's preprocessing for the backbone named `backbone` with this module's overrides
-        (for looking at the data without a model; training takes the model's, see use_preprocessing)."""
+    def resolve_preprocessing(self, backbone: str | Mapping[str, Any]) -> dict[str, Any]:
+        """Use timm's preprocessing with this module's overrides: from a built model's data config
+        (`timm.data.resolve_model_data_config(model)`, how training does it), or for looking at the
+        data without a model, from a backbone name."""
         preprocessing = resolve_preprocessing(backbone, **self.preprocessing_overrides)
         self.use_preprocessing(preprocessing, check_upscaling=True)
         return self.preprocessing
