@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig
 
 from .data import ClassificationDataModule
 from .errors import ConfigurationError, instantiate_checked
 from .run.checkpoints import load_classifier
 from .run.directory import metrics_as_floats
-from .run.task import Run
+from .run.task import Run, instantiate_callbacks
 
 
 def evaluate(config: DictConfig) -> dict[str, Any]:
@@ -26,7 +25,7 @@ def evaluate(config: DictConfig) -> dict[str, Any]:
                 f"{datamodule.class_names}. Pass the data options you trained with (data=...)."
             )
         datamodule.use_preprocessing(model.hparams.preprocessing)
-        trainer = run.build_trainer([RichProgressBar()])
+        trainer = run.build_trainer(list(instantiate_callbacks(config.get("callbacks")).values()))
         run.save_config()
         trainer.test(model, datamodule=datamodule)
         metrics = metrics_as_floats(trainer.callback_metrics)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from hydra.utils import instantiate
-from lightning.pytorch import Callback, Trainer
+import torch
+from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
@@ -20,18 +20,14 @@ from .models.backbone import check_backbone_name
 from .run.checkpoints import check_resumable
 from .run.checks import check_train_settings, check_trainer_settings
 from .run.directory import metrics_as_floats
-from .run.task import Run
+from .run.loggers import wants_model_graph
+from .run.task import Run, instantiate_callbacks
 
 log = logging.getLogger(__name__)
 
 
 class RunInterrupted(ConfigurationError):
     """The run was told to stop (SIGTERM) and saved where it was; the message says how to go on."""
-
-
-def instantiate_callbacks(config: DictConfig | None) -> dict[str, Callback]:
-    """Instantiate every callback of the `callbacks` group by name (entries set to null are skipped)."""
-    return {str(name): instantiate(entry) for name, entry in (config or {}).items() if entry is not None}
 
 
 def build_datamodule_and_model(config: DictConfig) -> tuple[ClassificationDataModule, ImageClassifier]:
@@ -107,6 +103,8 @@ def train(config: DictConfig) -> dict[str, Any]:
         callbacks = instantiate_callbacks(config.get("callbacks"))
         trainer = run.build_trainer([*callbacks.values(), SeedEveryStep(config.seed)])
         check_trainer_settings(config, trainer, callbacks, model.monitorable_metrics())
+        if wants_model_graph(trainer.loggers):  # TensorBoard traces the model on this input once
+            model.example_input_array = torch.zeros(1, *model.preprocessing["input_size"])
         run.save_config(show=True)
 
         fit(trainer, model, datamodule, config.get("ckpt_path"))

@@ -1,7 +1,22 @@
 """Lightning callbacks of this project, configured in configs/callbacks and configs/ema."""
 
+from .confusion import ConfusionMatrix, PerClassMetrics
+from .curves import LearningCurves
 from .ema import EMAWeightAveraging
+from .feature_maps import FeatureMaps
+from .figures import RunFilesCallback
 from .preemption import CheckpointOnSigterm
+from .samples import SamplePredictions
 from .seeding import SeedEveryStep
 
-__all__ = ["CheckpointOnSigterm", "EMAWeightAveraging", "SeedEveryStep"]
+__all__ = [
+    "CheckpointOnSigterm",
+    "ConfusionMatrix",
+    "EMAWeightAveraging",
+    "FeatureMaps",
+    "LearningCurves",
+    "PerClassMetrics",
+    "RunFilesCallback",
+    "SamplePredictions",
+    "SeedEveryStep",
+]

@@ -67,7 +67,8 @@ class ImageClassifier(LightningModule):
             _plain, (preprocessing, mixup, optimizer, scheduler, finetune)
         )
         self.finetune_strategy = FinetuneStrategy.from_settings(finetune)
-        self.save_hyperparameters()
+        # The loggers get the whole run config instead (run.loggers.log_run_config).
+        self.save_hyperparameters(logger=False)
         self.class_names = class_names
         self.model = create_backbone(
             backbone,
@@ -110,7 +111,9 @@ class ImageClassifier(LightningModule):
             images = images.contiguous(memory_format=torch.channels_last)
         return self.model(images)
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+    def _step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], stage: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         images, targets = batch
         if stage == "train" and self.mixup is not None:
             # Mixed images against mixed (and smoothed) soft targets; train accuracy is against
@@ -126,7 +129,7 @@ class ImageClassifier(LightningModule):
         # and however the images are split across processes.
         getattr(self, f"{stage}_loss").update(losses.detach())
         getattr(self, f"{stage}_acc").update(logits.detach(), targets)
-        return losses.mean()
+        return losses.mean(), logits.detach()
 
     @staticmethod
     def monitorable_metrics() -> list[str]:
@@ -138,7 +141,7 @@ class ImageClassifier(LightningModule):
         # about 0.3 ms per call and step. compute() is exact across DDP processes.
         for name in ("loss", "acc"):
             metric = getattr(self, f"{stage}_{name}")
-            if metric.update_called:
+            if metric.update_count:
                 self.log(f"{stage}/{name}", metric.compute(), prog_bar=True, sync_dist=True)
             metric.reset()
 
@@ -152,13 +155,14 @@ class ImageClassifier(LightningModule):
         self._log_epoch("test")
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+        return self._step(batch, "train")[0]
 
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self._step(batch, "val")
+    def validation_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        # The logits go to the logging callbacks (confusion matrix, samples): no second forward pass.
+        return {"logits": self._step(batch, "val")[1], "targets": batch[1]}
 
-    def test_step(self, batch, batch_idx: int) -> None:
-        self._step(batch, "test")
+    def test_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        return {"logits": self._step(batch, "test")[1], "targets": batch[1]}
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         images = batch[0] if isinstance(batch, (list, tuple)) else batch

@@ -8,13 +8,17 @@ import io
 import logging
 import netrc
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ..errors import ConfigurationError
 
@@ -65,6 +69,18 @@ def _use_wandb_offline_without_login(name: str, config: DictConfig) -> None:
     )
 
 
+def _group_wandb_runs_of_a_sweep(config: DictConfig) -> None:
+    """In a multirun, wandb's group is the sweep and each run's name the job's overrides (unless set)."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return
+    hydra = HydraConfig.get()
+    with open_dict(config):
+        if config.get("group") is None:
+            config.group = f"{hydra.job.name}/{Path(hydra.sweep.dir).name}"
+        if config.get("name") is None:
+            config.name = hydra.job.override_dirname or f"job {hydra.job.num}"
+
+
 def continue_csv_metrics(logger: Logger) -> None:
     """Let a CSV logger append to the metrics.csv of a run it continues (resume=auto).
 
@@ -93,6 +109,7 @@ def instantiate_loggers(config: DictConfig | None) -> list[Logger]:
         _check_installed(name, target)
         if target.endswith("WandbLogger"):
             _use_wandb_offline_without_login(name, logger_config)
+            _group_wandb_runs_of_a_sweep(logger_config)
         logger = instantiate(logger_config)
         if target.endswith("CSVLogger"):
             continue_csv_metrics(logger)
@@ -121,3 +138,33 @@ def logger_directories(loggers: list[Logger]) -> list[str]:
         if directory:
             directories.append(str(directory))
     return directories
+
+
+def plain_run_config(config: DictConfig) -> dict[str, Any]:
+    """The run's resolved config as plain dicts and lists (Hydra's own settings left out)."""
+    return {str(k): v for k, v in OmegaConf.to_container(config, resolve=True).items() if k != "hydra"}
+
+
+def log_run_config(loggers: list[Logger], config: DictConfig) -> None:
+    """Give every logger the whole run config (wandb's config, hparams.yaml of csv and TensorBoard)."""
+    if loggers:
+        plain = plain_run_config(config)
+        for logger in loggers:
+            logger.log_hyperparams(plain)
+
+
+def log_final_metrics(loggers: list[Logger], config: DictConfig, metrics: Mapping[str, float]) -> None:
+    """The run's final metrics beside its hyperparameters: TensorBoard's HPARAMS tab (which compares
+    runs) and wandb's run summary."""
+    for logger in loggers:
+        kind = type(logger).__name__
+        if kind == "TensorBoardLogger":
+            logger.log_hyperparams(plain_run_config(config), metrics=dict(metrics))
+        elif kind == "WandbLogger":
+            logger.experiment.summary.update(dict(metrics))
+        logger.save()
+
+
+def wants_model_graph(loggers: list[Logger]) -> bool:
+    """Whether a TensorBoard logger is set to draw the model graph (logger.tensorboard.log_graph=true)."""
+    return any(getattr(logger, "_log_graph", False) for logger in loggers)

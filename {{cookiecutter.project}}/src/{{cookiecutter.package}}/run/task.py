@@ -14,13 +14,20 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
+from ..callbacks import RunFilesCallback
 from ..errors import ConfigurationError
 from .checkpoints import AtomicCheckpointIO
 from .checks import check_settings
 from .command import send_lightning_logs_to_hydra
 from .console import print_config, print_outputs, save_config
 from .directory import check_output_dir_is_new, start_checkpoint, write_results
-from .loggers import finish_loggers, instantiate_loggers, logger_directories
+from .loggers import (
+    finish_loggers,
+    instantiate_loggers,
+    log_final_metrics,
+    log_run_config,
+    logger_directories,
+)
 from .process import configure_process
 
 
@@ -39,6 +46,11 @@ def build_trainer(config: DictConfig, callbacks: list[Callback], loggers: list[L
         # Lightning rejects bad values (precision, accelerator, devices, ...) when the Trainer is built.
         cause = error.__cause__ or error
         raise ConfigurationError(f"Invalid trainer settings: {cause}") from cause
+
+
+def instantiate_callbacks(config: DictConfig | None) -> dict[str, Callback]:
+    """Instantiate every callback of the `callbacks` group by name (entries set to null are skipped)."""
+    return {str(name): instantiate(entry) for name, entry in (config or {}).items() if entry is not None}
 
 
 class Run:
@@ -77,6 +89,8 @@ class Run:
         """Instantiate the `logger` group, then the trainer with these callbacks and those loggers."""
         self.loggers = instantiate_loggers(self.config.get("logger"))
         self.trainer = build_trainer(self.config, callbacks, self.loggers)
+        if self.trainer.is_global_zero:
+            log_run_config(self.trainer.loggers, self.config)
         return self.trainer
 
     def save_config(self, show: bool = False) -> None:
@@ -90,20 +104,31 @@ class Run:
     def finish(
         self, results: Mapping[str, Any], title: str, paths: Mapping[str, Any], metrics: Mapping[str, float]
     ) -> dict[str, Any]:
-        """Write results.json (on the main process), print where the run's files are; return the results."""
+        """Write results.json (on the main process), print where the run's files are; return the results.
+
+        The logging callbacks add their files (plots/) to the printout and their results (per-class
+        metrics) to results.json; the loggers get the final metrics beside the hyperparameters.
+        """
+        files = [
+            c for c in (self.trainer.callbacks if self.trainer else []) if isinstance(c, RunFilesCallback)
+        ]
         results = {
             **results,
+            **{key: value for callback in files for key, value in callback.results.items()},
             "output_dir": str(self.output_dir),
             "world_size": self.trainer.world_size if self.trainer is not None else 1,
             "wall_time_s": round(time.perf_counter() - self.started, 2),
         }
         if self.is_global_zero:
+            if self.trainer is not None and not self.trainer.fast_dev_run:
+                log_final_metrics(self.trainer.loggers, self.config, results.get("metrics", {}))
             results_path = write_results(self.output_dir, results)
             print_outputs(
                 f"{title} in {results['wall_time_s']:.1f} s",
                 {
                     "run directory": self.output_dir,
                     **paths,
+                    **{label: path for callback in files for label, path in callback.written.items()},
                     "logs": ", ".join(logger_directories(self.loggers)),
                     "config": self.output_dir / "config.yaml",
                     "results": results_path,

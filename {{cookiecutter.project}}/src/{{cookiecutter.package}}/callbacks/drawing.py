@@ -1,0 +1,257 @@
+"""The pictures of a run, drawn with matplotlib (imported here only, when a picture is drawn).
+
+Each function returns a matplotlib Figure built without pyplot (no GUI backend, no global state).
+Sizes are fixed in inches at DPI, so a picture's size in pixels is known before it is drawn.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+DPI = 100
+# Class names are written on the confusion matrix's axes up to this many classes, counts in its cells
+# up to CELL_TEXT_CLASSES; beyond that the most confused pairs are listed beside the matrix.
+NAMED_AXES_CLASSES = 40
+CELL_TEXT_CLASSES = 20
+MOST_CONFUSED_PAIRS = 15
+# Pixels per image tile in image grids: 8x8 digits and 224 px photos alike are shown at 112 px, with
+# room for a caption above each.
+TILE = 112
+CAPTION = 30
+GAP = 8
+TITLE = 40
+
+# Layouts are placed by hand (inches), not by matplotlib's constrained layout, which costs more
+# than the drawing itself.
+
+
+def _figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=DPI)
+
+
+def _place(figure: Figure, left: float, bottom: float, width: float, height: float):
+    """Axes at a position given in inches from the figure's lower left corner."""
+    total_width, total_height = figure.get_size_inches()
+    return figure.add_axes(
+        (left / total_width, bottom / total_height, width / total_width, height / total_height)
+    )
+
+
+def confusion_matrix_figure(counts: np.ndarray, class_names: Sequence[str], title: str) -> Figure:
+    """Counts (rows: true class, columns: predicted) beside the row-normalised matrix (recall per class),
+    right answers in blue and errors in red.
+
+    With more than NAMED_AXES_CLASSES classes the axes show indices, and the most confused pairs of
+    classes are listed by name on the right.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    classes = len(class_names)
+    normalised = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    named = classes <= NAMED_AXES_CLASSES
+    ticks = list(range(classes)) if named else list(range(0, classes, math.ceil(classes / 20)))
+    labels = [str(class_names[i]) if named else str(i) for i in ticks]
+    rotate = max(map(len, labels)) > 3
+    # Room for the tick labels: rotated names below, names left of the matrices.
+    label_room = float(np.clip(0.35 + 0.065 * max(map(len, labels)), 0.6, 2.0))
+    side = float(np.clip(0.28 * classes, 3.5, 9.0))
+    bottom, top = (label_room if rotate else 0.6) + 0.1, 0.75
+    list_width = 0.0 if named else 4.2
+    width = 2 * (label_room + side) + 0.3 + list_width
+    figure = _figure(width, bottom + side + top)
+    total = int(counts.sum())
+    figure.suptitle(f"{title}: {total} images, accuracy {np.trace(counts) / max(total, 1):.4f}", y=0.985)
+    for index, (values, label) in enumerate(((counts, "counts"), (normalised, "row-normalised (recall)"))):
+        axes = _place(figure, label_room + index * (label_room + side), bottom, side, side)
+        colours, darkness = _matrix_colours(values)
+        axes.imshow(colours, interpolation="nearest", aspect="auto")
+        axes.set_title(label, fontsize=10)
+        axes.set_xlabel("predicted", fontsize=9)
+        axes.set_ylabel("true", fontsize=9)
+        axes.set_xticks(ticks, labels, rotation=90 if rotate else 0)
+        axes.set_yticks(ticks, labels)
+        axes.tick_params(labelsize=8 if classes <= 20 else 6, length=2)
+        if classes <= CELL_TEXT_CLASSES:
+            for row, column in zip(*np.nonzero(values), strict=True):  # blank cells let errors stand out
+                value = values[row, column]
+                axes.text(
+                    column,
+                    row,
+                    f"{value:d}" if values is counts else f"{value:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if darkness[row, column] > 0.55 else "black",
+                )
+    if not named:
+        lines = [
+            f"{count:>5}  {class_names[true]} -> {class_names[predicted]}"
+            for true, predicted, count in most_confused_pairs(counts, MOST_CONFUSED_PAIRS)
+        ]
+        text = "most confused (true -> predicted)\n\n" + ("\n".join(lines) or "no errors")
+        figure.text(
+            1 - (list_width - 0.1) / width,
+            (bottom + side) / (bottom + side + top),
+            text,
+            va="top",
+            family="monospace",
+            fontsize=8,
+        )
+    return figure
+
+
+def _matrix_colours(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """RGB cells: the diagonal in blues scaled to its largest value, errors in reds scaled to the
+    largest error (so that a single mistake among hundreds of right answers still shows), zeros white.
+    Also each cell's colour strength (0-1), for the colour of its text."""
+    from matplotlib import colormaps
+
+    diagonal = np.eye(len(values), dtype=bool)
+    right = np.where(diagonal, values, 0) / max(float(np.max(np.where(diagonal, values, 0))), 1e-12)
+    wrong = np.where(diagonal, 0, values)
+    wrong = np.where(wrong > 0, 0.3 + 0.7 * wrong / max(float(wrong.max()), 1e-12), 0.0)
+    strength = np.where(diagonal, right, wrong)
+    colours = np.where(
+        diagonal[..., None], colormaps["Blues"](right)[..., :3], colormaps["Reds"](wrong)[..., :3]
+    )
+    colours[values == 0] = 1.0
+    return colours, strength
+
+
+def most_confused_pairs(counts: np.ndarray, number: int) -> list[tuple[int, int, int]]:
+    """The `number` largest off-diagonal cells as (true class, predicted class, count), largest first."""
+    errors = np.array(counts, dtype=np.int64)
+    np.fill_diagonal(errors, 0)
+    order = np.argsort(errors, axis=None, kind="stable")[::-1][:number]
+    cells = zip(*np.unravel_index(order, errors.shape), strict=True)
+    return [(int(i), int(j), int(errors[i, j])) for i, j in cells if errors[i, j] > 0]
+
+
+def _tile(image: np.ndarray) -> np.ndarray:
+    """An image (H, W, 3 uint8) scaled to fit TILE x TILE: small ones by whole pixels, so they stay sharp."""
+    from PIL import Image
+
+    height, width = image.shape[:2]
+    scale = TILE / max(height, width)
+    size = (max(round(width * scale), 1), max(round(height * scale), 1))
+    resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(image).resize(size, resample))
+
+
+def _grid(tiles: list[list[np.ndarray | None]], title: str) -> tuple[Figure, object]:
+    """One picture of tiles in rows, each TILE px with room for a caption above, shown pixel for pixel
+    in a single axes (one axes per tile would cost ten times the time). Returns the figure and axes,
+    whose data coordinates are the picture's pixels."""
+    rows, columns = len(tiles), max(len(row) for row in tiles)
+    columns_shown = max(columns, 4)  # room for the title above a single image
+    cell_width, cell_height = TILE + GAP, TILE + CAPTION
+    canvas = np.full((rows * cell_height, columns_shown * cell_width, 3), 255, np.uint8)
+    for row, row_tiles in enumerate(tiles):
+        for column, tile in enumerate(row_tiles):
+            if tile is not None:
+                y, x = row * cell_height + CAPTION, column * cell_width + GAP // 2
+                canvas[y : y + tile.shape[0], x : x + tile.shape[1]] = tile
+    height, width = canvas.shape[0] + TITLE, canvas.shape[1]
+    figure = _figure(width / DPI, height / DPI)
+    axes = figure.add_axes((0, 0, 1, canvas.shape[0] / height))
+    axes.imshow(canvas, interpolation="nearest")
+    axes.axis("off")
+    figure.suptitle(title, fontsize=10, y=1 - 8 / height, va="top", wrap=True)
+    return figure, axes
+
+
+def image_grid_figure(
+    images: np.ndarray, captions: Sequence[str], correct: Sequence[bool], title: str, columns: int = 8
+) -> Figure:
+    """Images (N, H, W, 3 uint8) in a grid, each captioned, green when right and red when wrong."""
+    tiles = [_tile(image) for image in images]
+    rows = [tiles[start : start + columns] for start in range(0, max(len(tiles), 1), columns)]
+    figure, axes = _grid(rows, title)
+    for index, caption in enumerate(captions):
+        row, column = divmod(index, columns)
+        axes.text(
+            column * (TILE + GAP) + GAP // 2 + TILE / 2,
+            row * (TILE + CAPTION) + CAPTION - 6,
+            caption,
+            ha="center",
+            va="bottom",
+            fontsize=7,
+            color="tab:green" if correct[index] else "tab:red",
+        )
+    return figure
+
+
+def curves_figure(
+    epochs: Sequence[Mapping[str, float]], learning_rates: Mapping[str, Sequence[tuple[int, float]]]
+) -> Figure:
+    """Loss and accuracy per epoch (train and val) and each parameter group's learning rate per step."""
+    figure = _figure(13.5, 3.8)
+    loss, accuracy, rate = figure.subplots(1, 3)
+    figure.subplots_adjust(left=0.05, right=0.99, bottom=0.14, top=0.91, wspace=0.22)
+    for axes, metric in ((loss, "loss"), (accuracy, "acc")):
+        for stage in ("train", "val"):
+            name = f"{stage}/{metric}"
+            points = [(row["epoch"], row[name]) for row in epochs if name in row]
+            if points:
+                axes.plot(*zip(*points, strict=True), marker="o", markersize=3, label=stage)
+        axes.set_title(metric)
+        axes.set_xlabel("epoch")
+        axes.grid(alpha=0.3)
+        axes.legend()
+    # Groups with the same rate at every step (e.g. with and without weight decay) share one line.
+    same: dict[tuple, list[str]] = {}
+    for name, points in learning_rates.items():
+        if points:
+            same.setdefault(tuple(points), []).append(name)
+    for points, names in same.items():
+        rate.plot(*zip(*points, strict=True), label=", ".join(names))
+    rate.set_title("learning rate")
+    rate.set_xlabel("step")
+    rate.grid(alpha=0.3)
+    if same:
+        rate.legend(fontsize=7)
+    return figure
+
+
+def feature_maps_figure(activations: np.ndarray, layer: str, channels: int = 8) -> Figure:
+    """For each image (rows), its `channels` most active channels of one layer (N, C, H, W) as heat
+    maps (viridis, each scaled to its own range)."""
+    from matplotlib import colormaps
+
+    colour = colormaps["viridis"]
+    images, available = activations.shape[:2]
+    channels = min(channels, available)
+    rows, names = [], []
+    for row in range(images):
+        strongest = np.argsort(activations[row].mean(axis=(1, 2)))[::-1][:channels]
+        tiles = []
+        for channel in strongest:
+            values = activations[row, channel]
+            low, high = float(values.min()), float(values.max())
+            scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
+            tiles.append(_tile((colour(scaled)[..., :3] * 255).astype(np.uint8)))
+        rows.append(tiles)
+        names.append([f"channel {c}" for c in strongest])
+    height, width = activations.shape[2:]
+    figure, axes = _grid(
+        rows, f"{layer}: the {channels} most active of {available} channels ({height}x{width})"
+    )
+    for row, row_names in enumerate(names):
+        for column, name in enumerate(row_names):
+            axes.text(
+                column * (TILE + GAP) + GAP // 2 + TILE / 2,
+                row * (TILE + CAPTION) + CAPTION - 6,
+                name,
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
+    return figure
