@@ -52,7 +52,7 @@ def compare(python: str, project: Path, label: str, base: list[str], repeats: in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--project", type=Path, required=True, help="a generated project, installed")
-    parser.add_argument("--python", default=sys.executable, help="the interpreter the project is installed in")
+    parser.add_argument("--python", default=sys.executable, help="the project's interpreter")
     parser.add_argument("--repeats", type=int, default=4)
     arguments = parser.parse_args()
     project = arguments.project.resolve()

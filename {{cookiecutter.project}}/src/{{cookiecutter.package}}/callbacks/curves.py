@@ -24,6 +24,7 @@ class LearningCurves(RunFilesCallback):
         self.learning_rates: dict[str, list[tuple[int, float]]] = {}
         self._trainer: Trainer | None = None
         self._train_epoch_ending: int | None = None
+        self._last_step: int | None = None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self._trainer = trainer
@@ -39,8 +40,9 @@ class LearningCurves(RunFilesCallback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
-        if step % max(trainer.log_every_n_steps, 1) and step != 1:
-            return
+        if (step % max(trainer.log_every_n_steps, 1) and step != 1) or step == self._last_step:
+            return  # (the same step again: a micro-batch of gradient accumulation)
+        self._last_step = step
         for optimizer in trainer.optimizers:
             for index, group in enumerate(optimizer.param_groups):
                 name = str(group.get("name", f"group_{index}"))

@@ -53,7 +53,8 @@ def log_image(trainer: Trainer, key: str, png: bytes) -> None:
 
 
 def unnormalise(images: torch.Tensor, preprocessing: dict[str, Any] | None) -> np.ndarray:
-    """Model inputs (N, C, H, W, normalised by the model's mean/std): N, H, W, 3 uint8, as seen."""
+    """Model inputs (N, C, H, W), normalised with the model's mean/std, back as a person sees them:
+    (N, H, W, 3) uint8."""
     images = images.detach().float().cpu()
     if preprocessing:
         mean = torch.tensor(preprocessing["mean"]).view(1, -1, 1, 1)
