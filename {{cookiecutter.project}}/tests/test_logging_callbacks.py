@@ -301,7 +301,8 @@ def test_feature_maps_are_drawn_for_the_last_stage_and_the_hooks_removed(compose
     assert callback.layers == [model.model.feature_info[-1]["module"]]
     layer = callback.layers[0]
     picture = tmp_path / "plots" / f"feature_maps_{layer.replace('.', '_')}.png"
-    assert png_size(picture) == (4 * (TILE + GAP), 3 * (TILE + CAPTION) + TITLE)  # 3 images x 4 channels
+    # 3 rows (images) of 5 tiles: the image itself and its 4 most active channels.
+    assert png_size(picture) == (5 * (TILE + GAP), 3 * (TILE + CAPTION) + TITLE)
     assert callback.captured[layer].shape[0] == 3
     assert all(not module._forward_hooks for module in model.modules())
 

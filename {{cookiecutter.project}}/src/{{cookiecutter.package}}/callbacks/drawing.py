@@ -221,9 +221,12 @@ def curves_figure(
     return figure
 
 
-def feature_maps_figure(activations: np.ndarray, layer: str, channels: int = 8) -> Figure:
-    """For each image (rows), its `channels` most active channels of one layer (N, C, H, W) as heat
-    maps (viridis, each scaled to its own range)."""
+def feature_maps_figure(
+    activations: np.ndarray, layer: str, channels: int = 8, inputs: np.ndarray | None = None
+) -> Figure:
+    """For each image (rows; the image itself first when `inputs`, N x H x W x 3 uint8, are given),
+    its `channels` most active channels of one layer (N, C, H, W) as heat maps (viridis, each scaled
+    to its own range)."""
     from matplotlib import colormaps
 
     colour = colormaps["viridis"]
@@ -238,8 +241,11 @@ def feature_maps_figure(activations: np.ndarray, layer: str, channels: int = 8) 
             low, high = float(values.min()), float(values.max())
             scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
             tiles.append(_tile((colour(scaled)[..., :3] * 255).astype(np.uint8)))
+        labels = [f"channel {c}" for c in strongest]
+        if inputs is not None:
+            tiles, labels = [_tile(inputs[row]), *tiles], ["input", *labels]
         rows.append(tiles)
-        names.append([f"channel {c}" for c in strongest])
+        names.append(labels)
     height, width = activations.shape[2:]
     figure, axes = _grid(
         rows, f"{layer}: the {channels} most active of {available} channels ({height}x{width})"

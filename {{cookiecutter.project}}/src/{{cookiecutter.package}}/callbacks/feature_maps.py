@@ -10,7 +10,7 @@ from lightning.pytorch import LightningModule, Trainer
 from torch.utils.hooks import RemovableHandle
 
 from ..errors import ConfigurationError
-from .figures import RunFilesCallback
+from .figures import RunFilesCallback, unnormalise
 
 
 def last_stage(model: torch.nn.Module) -> str:
@@ -26,8 +26,8 @@ def last_stage(model: torch.nn.Module) -> str:
 
 class FeatureMaps(RunFilesCallback):
     """`feature_maps_<layer>.png` for each of `layers` (names in the timm model, as in
-    `model.named_modules()`; default: its last stage): for each of the first `num_images` validation
-    images, the `channels` most active channels of that layer's output after the last validation.
+    `model.named_modules()`; default: its last stage): each of the first `num_images` validation
+    images beside the `channels` most active channels of that layer's output, after the last validation.
 
     Forward hooks are attached for the first validation batch of each epoch only (the forward pass
     the run makes anyway) and removed right after it.
@@ -42,6 +42,7 @@ class FeatureMaps(RunFilesCallback):
         self.channels = int(channels)
         self.handles: list[RemovableHandle] = []
         self.captured: dict[str, torch.Tensor] = {}
+        self.inputs: torch.Tensor | None = None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         model = pl_module.model
@@ -59,6 +60,7 @@ class FeatureMaps(RunFilesCallback):
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
         if trainer.sanity_checking or batch_idx != 0 or not trainer.is_global_zero:
             return
+        self.inputs = batch[0][: self.num_images].detach().cpu()
         modules = dict(pl_module.model.named_modules())
         for layer in self.layers:
             self.handles.append(modules[layer].register_forward_hook(self._capture(layer)))
@@ -88,11 +90,12 @@ class FeatureMaps(RunFilesCallback):
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.remove_hooks()
-        if not self.writes_files(trainer):
+        if not self.writes_files(trainer) or not self.captured:
             return
         from .drawing import feature_maps_figure
 
+        inputs = unnormalise(self.inputs, getattr(pl_module, "preprocessing", None))
         for layer, activations in self.captured.items():
             name = "feature_maps_" + layer.replace(".", "_")
-            figure = feature_maps_figure(activations.numpy(), layer, self.channels)
+            figure = feature_maps_figure(activations.numpy(), layer, self.channels, inputs)
             self.save_figure(trainer, figure, name, f"feature maps {layer}")

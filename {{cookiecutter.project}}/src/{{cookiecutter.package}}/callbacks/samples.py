@@ -86,9 +86,10 @@ class SamplePredictions(RunFilesCallback):
             dist.all_gather_object(gathered, errors)
             found = [part for part in gathered if part is not None]
             errors = _most_confident(found, self.num_errors) if found else None
-        if errors is None or not self.writes_files(trainer):
-            if errors is None and self.num_errors > 0 and trainer.is_global_zero:
-                log.info("No test image was predicted wrong: no test_errors.png.")
+        if not self.writes_files(trainer) or self.num_errors <= 0:
+            return
+        if errors is None:
+            log.info("No test image was predicted wrong: no test_errors.png.")
             return
         self._draw(
             trainer,
