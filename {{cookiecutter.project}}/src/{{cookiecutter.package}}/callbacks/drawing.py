@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 DPI = 100
-# Class names are written on the confusion matrix's axes up to this many classes, counts in its cells
-# up to CELL_TEXT_CLASSES; beyond that the most confused pairs are listed beside the matrix.
+# Class names are written on the confusion matrix's axes up to this many classes (indices beyond),
+# counts in its cells up to CELL_TEXT_CLASSES (beyond, the most confused pairs are listed beside it).
 NAMED_AXES_CLASSES = 40
 CELL_TEXT_CLASSES = 20
 MOST_CONFUSED_PAIRS = 15
@@ -50,8 +50,8 @@ def confusion_matrix_figure(counts: np.ndarray, class_names: Sequence[str], titl
     """Counts (rows: true class, columns: predicted) beside the row-normalised matrix (recall per class),
     right answers in blue and errors in red.
 
-    With more than NAMED_AXES_CLASSES classes the axes show indices, and the most confused pairs of
-    classes are listed by name on the right.
+    Up to CELL_TEXT_CLASSES classes each cell shows its value; beyond, the most confused pairs are
+    listed by name on the right. Beyond NAMED_AXES_CLASSES the axes show indices instead of names.
     """
     counts = np.asarray(counts, dtype=np.int64)
     classes = len(class_names)
@@ -64,7 +64,9 @@ def confusion_matrix_figure(counts: np.ndarray, class_names: Sequence[str], titl
     label_room = float(np.clip(0.35 + 0.065 * max(map(len, labels)), 0.6, 2.0))
     side = float(np.clip(0.28 * classes, 3.5, 9.0))
     bottom, top = (label_room if rotate else 0.6) + 0.1, 0.75
-    list_width = 0.0 if named else 4.2
+    # Without counts in the cells, the errors that matter most are listed by name beside the matrices.
+    listed = classes > CELL_TEXT_CLASSES
+    list_width = 4.2 if listed else 0.0
     width = 2 * (label_room + side) + 0.3 + list_width
     figure = _figure(width, bottom + side + top)
     total = int(counts.sum())
@@ -91,7 +93,7 @@ def confusion_matrix_figure(counts: np.ndarray, class_names: Sequence[str], titl
                     fontsize=7,
                     color="white" if darkness[row, column] > 0.55 else "black",
                 )
-    if not named:
+    if listed:
         lines = [
             f"{count:>5}  {class_names[true]} -> {class_names[predicted]}"
             for true, predicted, count in most_confused_pairs(counts, MOST_CONFUSED_PAIRS)
