@@ -30,6 +30,8 @@ RESERVED_PACKAGE_NAMES = frozenset(
         "configs",
         "train",
         "eval",
+        "predict",
+        "export",
     }
 )
 # PEP 508 distribution names; we also insist on lowercase so the directory, the distribution and the

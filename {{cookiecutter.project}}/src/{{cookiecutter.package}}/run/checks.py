@@ -72,6 +72,10 @@ SETTINGS: dict[str, Number] = {
     "scheduler.warmup_epochs": Number("1", whole=True, minimum=0),
     "finetune.unfreeze_at_epoch": Number("2", whole=True, minimum=0, nullable=True),
     "finetune.backbone_lr_scale": Number("0.1", minimum=0),
+    # predict.py
+    "top_k": Number("5", **WHOLE_AT_LEAST_1),
+    "batch_size": Number("64", **WHOLE_AT_LEAST_1),
+    "num_workers": Number("4", whole=True, minimum=0),
 }
 
 

@@ -1,0 +1,17 @@
+"""Label new images: `python predict.py ckpt_path=<checkpoint> inputs=<image | folder | CSV>`."""
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="predict")
+def main(config: DictConfig) -> None:
+    # Imported here so that `--help` and config errors answer without loading torch. Errors reach
+    # the user as one line through the run guard in configs/hydra/default.yaml.
+    from {{ cookiecutter.package }}.prediction import predict
+
+    predict(config)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""The predict task: label new images with a trained checkpoint, as CSV or JSON Lines."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningModule
+from lightning.pytorch.callbacks import RichProgressBar
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader, Dataset
+
+from .callbacks.figures import write_atomically
+from .data.images import READ_ERRORS, is_image_file, load_rgb, read_image_size
+from .data.transforms import build_transform
+from .errors import ConfigurationError
+from .models import ImageClassifier
+from .run.checkpoints import load_classifier
+from .run.task import Run
+
+log = logging.getLogger(__name__)
+OUTPUT_FORMATS = (".csv", ".jsonl")
+
+
+def find_images(inputs: str) -> list[Path]:
+    """The images named by `inputs`: an image file, a folder (searched recursively, in sorted order),
+    or a CSV file whose `path` column (or first column) lists images, relative to the CSV's folder."""
+    path = Path(str(inputs)).expanduser()
+    if path.is_dir():
+        images = sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
+    elif path.is_file() and path.suffix.lower() == ".csv":
+        with path.open(newline="") as file:
+            rows = list(csv.reader(file))
+        if not rows:
+            raise ConfigurationError(f"inputs={str(inputs)!r} is an empty CSV file.")
+        column = rows[0].index("path") if "path" in rows[0] else 0
+        body = rows[1:] if "path" in rows[0] else rows
+        images = [(path.parent / row[column]).resolve() for row in body if row and row[column].strip()]
+    elif path.is_file():
+        images = [path]
+    else:
+        raise ConfigurationError(
+            f"inputs={str(inputs)!r}: no such file or folder. Give an image, a folder of images or a CSV "
+            "with a `path` column."
+        )
+    if not images:
+        raise ConfigurationError(f"inputs={str(inputs)!r} holds no image files ({path}).")
+    return images
+
+
+class ImagesToPredict(Dataset):
+    """Image files through the model's evaluation transform; a file that cannot be decoded gives a
+    blank input and readable=False, so that the rest of the batch is still predicted."""
+
+    def __init__(self, paths: list[Path], transform, input_size: tuple[int, int, int]) -> None:
+        self.paths, self.transform, self.input_size = paths, transform, tuple(input_size)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, bool]:
+        try:
+            return self.transform(load_rgb(self.paths[index])), index, True
+        except READ_ERRORS:
+            return torch.zeros(self.input_size), index, False
+
+
+class Predictor(LightningModule):
+    """Softmax probabilities of a classifier, optionally averaged with those of the mirrored image."""
+
+    def __init__(self, classifier: ImageClassifier, flip: bool) -> None:
+        super().__init__()
+        self.classifier, self.flip = classifier, flip
+
+    def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        images, indices, readable = batch
+        probabilities = self.classifier(images).float().softmax(dim=-1)
+        if self.flip:
+            mirrored = self.classifier(images.flip(-1)).float().softmax(dim=-1)
+            probabilities = (probabilities + mirrored) / 2
+        return {"probabilities": probabilities.cpu(), "indices": indices.cpu(), "readable": readable.cpu()}
+
+
+def predictions_text(rows: list[tuple[str, list[str], list[float]]], suffix: str) -> str:
+    """CSV (`path, label_1..k, prob_1..k`) or JSON Lines in the shape of Hugging Face's
+    image-classification pipeline (`{"path", "predictions": [{"label", "score"}, ...]}`)."""
+    if suffix == ".jsonl":
+        return "".join(
+            json.dumps(
+                {"path": path, "predictions": [{"label": a, "score": b} for a, b in zip(*top, strict=True)]}
+            )
+            + "\n"
+            for path, *top in rows
+        )
+    k = len(rows[0][1]) if rows else 0
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(
+        ["path", *(f"label_{i}" for i in range(1, k + 1)), *(f"prob_{i}" for i in range(1, k + 1))]
+    )
+    writer.writerows([path, *labels, *(f"{s:.6f}" for s in scores)] for path, labels, scores in rows)
+    return buffer.getvalue()
+
+
+def output_path(config: DictConfig) -> Path:
+    output = Path(config.output).expanduser() if config.get("output") else None
+    output = output or Path(config.paths.output_dir) / "predictions.csv"
+    if output.suffix.lower() not in OUTPUT_FORMATS:
+        raise ConfigurationError(
+            f"output={str(config.output)!r}: the extension says the format; use .csv or .jsonl."
+        )
+    if output.exists():
+        raise ConfigurationError(f"output={str(output)!r} exists already; choose a new file.")
+    return output
+
+
+def predict(config: DictConfig) -> dict[str, Any]:
+    """Predict the top-k classes of every image in `config.inputs`; write them to `config.output`."""
+    with Run(config) as run:
+        output = output_path(config)
+        model = load_classifier(config.ckpt_path).eval()
+        paths = find_images(config.inputs)
+        readable, unreadable = [], []
+        for path in paths:  # header checks first: a broken file costs no model time
+            try:
+                read_image_size(path)
+            except READ_ERRORS as error:
+                unreadable.append((path, f"{type(error).__name__}: {error}"))
+            else:
+                readable.append(path)
+        preprocessing = model.preprocessing
+        dataset = ImagesToPredict(
+            readable, build_transform(preprocessing, is_training=False), preprocessing["input_size"]
+        )
+        loader = DataLoader(dataset, batch_size=int(config.batch_size), num_workers=int(config.num_workers))
+        trainer = run.build_trainer([RichProgressBar()])
+        if trainer.world_size > 1:
+            raise ConfigurationError(
+                "predict.py runs on one device; use trainer=cpu or trainer=gpu (not a multi-device preset)."
+            )
+        run.save_config()
+        batches = trainer.predict(Predictor(model, bool(config.flip_tta)), loader) if readable else []
+        k = min(int(config.top_k), len(model.class_names))
+        rows = []
+        for batch in batches:
+            scores, classes = batch["probabilities"].topk(k, dim=-1)
+            for index, ok, top_scores, top_classes in zip(
+                batch["indices"].tolist(),
+                batch["readable"].tolist(),
+                scores.tolist(),
+                classes.tolist(),
+                strict=True,
+            ):
+                if ok:
+                    rows.append(
+                        (str(readable[index]), [model.class_names[c] for c in top_classes], top_scores)
+                    )
+                else:
+                    unreadable.append((readable[index], "cannot be decoded"))
+        if unreadable:
+            log.warning(
+                "Skipped %d unreadable image file(s); first: %s (%s).", len(unreadable), *unreadable[0]
+            )
+        write_atomically(output, predictions_text(rows, output.suffix.lower()))
+        checkpoint = str(Path(config.ckpt_path).expanduser().resolve())
+        return run.finish(
+            {
+                "checkpoint": checkpoint,
+                "predictions": str(output),
+                "images": len(rows),
+                "unreadable": [str(path) for path, _ in unreadable],
+            },
+            title=f"Predicted {len(rows)} images with {checkpoint}",
+            paths={"predictions": output},
+            metrics={},
+        )
