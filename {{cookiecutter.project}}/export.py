@@ -1,0 +1,17 @@
+"""Export a checkpoint: `python export.py ckpt_path=<checkpoint> formats=[timm,onnx,pt2]`."""
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="export")
+def main(config: DictConfig) -> None:
+    # Imported here so that `--help` and config errors answer without loading torch. Errors reach
+    # the user as one line through the run guard in configs/hydra/default.yaml.
+    from {{ cookiecutter.package }}.exporting import export
+
+    export(config)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""The export task: a checkpoint as files that tools outside this project load (timm, ONNX, torch.export).
+
+Each format is written into a temporary folder beside the output, checked against the PyTorch model,
+and only then renamed into place: a failed export leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from .errors import ConfigurationError
+from .models import ImageClassifier
+from .run.checkpoints import load_classifier
+from .run.task import Run
+
+log = logging.getLogger(__name__)
+# The batch sizes every export is compared with PyTorch at (the batch size is dynamic).
+CHECK_BATCHES = (1, 7)
+# The largest difference from PyTorch's logits an export may have.
+TOLERANCE = 1e-4
+
+
+def data_config(model: ImageClassifier) -> dict[str, Any]:
+    """The preprocessing the model was trained with, in timm's data-config keys."""
+    preprocessing = model.preprocessing
+    return {
+        "input_size": tuple(preprocessing["input_size"]),
+        "interpolation": preprocessing["interpolation"],
+        "mean": tuple(preprocessing["mean"]),
+        "std": tuple(preprocessing["std"]),
+        "crop_pct": preprocessing["crop_pct"],
+        "crop_mode": preprocessing["crop_mode"],
+    }
+
+
+def check_inputs(model: ImageClassifier) -> dict[int, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    size = model.preprocessing["input_size"]
+    return {batch: torch.randn(batch, *size, generator=generator) for batch in CHECK_BATCHES}
+
+
+def compare(name: str, reference: Callable, exported: Callable, inputs: dict[int, torch.Tensor]) -> float:
+    """Largest absolute difference of the logits over the check batches; a ConfigurationError when an
+    export differs by more than TOLERANCE or picks another top-1 class."""
+    worst = 0.0
+    for batch, images in inputs.items():
+        expected, got = np.asarray(reference(images)), np.asarray(exported(images))
+        difference = float(np.abs(expected - got).max())
+        worst = max(worst, difference)
+        if difference > TOLERANCE or (expected.argmax(-1) != got.argmax(-1)).any():
+            raise ConfigurationError(
+                f"The {name} export differs from the PyTorch model at batch {batch} (max abs diff "
+                f"{difference:.2e}, tolerance {TOLERANCE}); nothing was written."
+            )
+    return worst
+
+
+def model_card(model: ImageClassifier, checkpoint: str, metrics: dict[str, float]) -> str:
+    preprocessing = model.preprocessing
+    lines = [
+        f"# {model.hparams.backbone} fine-tuned on {len(model.class_names)} classes",
+        "",
+        f"Exported from `{checkpoint}`.",
+        "",
+        f"- classes: {', '.join(model.class_names)}",
+        f"- input: {preprocessing['input_size']} ({preprocessing['interpolation']}, crop_pct "
+        f"{preprocessing['crop_pct']}), mean {preprocessing['mean']}, std {preprocessing['std']}",
+    ]
+    lines += [f"- {name}: {value:.4f}" for name, value in metrics.items()]
+    lines += [
+        "",
+        "## Load",
+        "",
+        "```python",
+        "import timm",
+        "from timm.data import create_transform, resolve_model_data_config",
+        "",
+        'model = timm.create_model("local-dir:<this folder>", pretrained=True).eval()',
+        "transform = create_transform(**resolve_model_data_config(model))",
+        'labels = model.pretrained_cfg["label_names"]',
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def export_timm(model: ImageClassifier, folder: Path, checkpoint: str, metrics: dict[str, float]) -> Callable:
+    """model.safetensors and config.json (architecture, classes, label names, the run's preprocessing
+    as pretrained_cfg) as timm's save_for_hf writes them, and a model card."""
+    from timm.models import save_for_hf
+
+    save_for_hf(
+        model.model,
+        str(folder),
+        model_config={"label_names": list(model.class_names), "pretrained_cfg": {"tag": "fine-tuned"}},
+        safe_serialization=True,
+        data_config=data_config(model),
+    )
+    (folder / "README.md").write_text(model_card(model, checkpoint, metrics))
+
+    def load() -> Callable:
+        import timm
+
+        loaded = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
+        return lambda images: loaded(images).detach().numpy()
+
+    return load
+
+
+def export_onnx(model: ImageClassifier, folder: Path, example: torch.Tensor) -> Callable:
+    """model.onnx: one file, input `input` (dynamic batch), output `logits`; class names and
+    preprocessing in its metadata."""
+    import onnx
+    from torch.export import Dim
+
+    path = folder / "model.onnx"
+    for name in ("onnx_ir", "onnxscript"):  # a line per optimisation pass otherwise
+        logging.getLogger(name).setLevel(logging.WARNING)
+    torch.onnx.export(
+        model.model,
+        (example,),
+        str(path),
+        dynamo=True,
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_shapes={"x": {0: Dim("batch", min=1)}},
+        external_data=False,
+        verbose=False,
+    )
+    exported = onnx.load(str(path))
+    for key, value in (("class_names", list(model.class_names)), ("preprocessing", model.preprocessing)):
+        exported.metadata_props.add(key=key, value=json.dumps(value))
+    onnx.save(exported, str(path))
+
+    def load() -> Callable:
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return lambda images: session.run(["logits"], {"input": images.numpy()})[0]
+
+    return load
+
+
+def export_pt2(model: ImageClassifier, folder: Path, example: torch.Tensor) -> Callable:
+    """model.pt2: torch.export's program (dynamic batch), which torch.export.load runs without timm."""
+    from torch.export import Dim
+
+    path = folder / "model.pt2"
+    program = torch.export.export(model.model, (example,), dynamic_shapes={"x": {0: Dim("batch", min=1)}})
+    torch.export.save(program, str(path))
+
+    def load() -> Callable:
+        loaded = torch.export.load(str(path)).module()
+        return lambda images: loaded(images).detach().numpy()
+
+    return load
+
+
+# Each is written into its own folder of output_dir, named after it.
+FORMATS = ("timm", "onnx", "pt2")
+
+
+def check_formats(formats: Any) -> list[str]:
+    names = [formats] if isinstance(formats, str) else list(formats or [])
+    unknown = [name for name in names if name not in FORMATS]
+    if unknown or not names:
+        raise ConfigurationError(
+            f"formats={names}: {'unknown ' + ', '.join(map(repr, unknown)) if unknown else 'none given'}; "
+            f"choose from {list(FORMATS)}, e.g. formats=[timm,onnx,pt2]."
+        )
+    if "onnx" in names:
+        import importlib.util
+
+        missing = [m for m in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ConfigurationError(f"formats=[onnx] needs {', '.join(missing)}: pip install -e '.[onnx]'")
+    return list(dict.fromkeys(names))
+
+
+def export(config: DictConfig) -> dict[str, Any]:
+    """Write the checkpoint `config.ckpt_path` in each of `config.formats` into `config.output_dir`."""
+    with Run(config) as run:
+        formats = check_formats(config.formats)
+        output_dir = Path(config.output_dir or Path(config.paths.output_dir) / "export").expanduser()
+        taken = [name for name in formats if (output_dir / name).exists()]
+        if taken:
+            raise ConfigurationError(
+                f"output_dir={str(output_dir)!r} already holds an export ({', '.join(taken)}/); choose a "
+                "new output_dir, or move that export away."
+            )
+        model = load_classifier(config.ckpt_path).eval()
+        checkpoint = str(Path(config.ckpt_path).expanduser().resolve())
+        metrics = _checkpoint_metrics(checkpoint)
+        inputs = check_inputs(model)
+        output_dir.mkdir(parents=True, exist_ok=True)
+
+        def reference(images: torch.Tensor) -> np.ndarray:
+            with torch.no_grad():
+                return model.model(images).numpy()
+
+        written, report = {}, {}
+        with torch.no_grad():
+            for name in formats:
+                started = time.perf_counter()
+                staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=output_dir))
+                try:
+                    if name == "timm":
+                        load = export_timm(model, staging, checkpoint, metrics)
+                    elif name == "onnx":
+                        load = export_onnx(model, staging, inputs[CHECK_BATCHES[-1]])
+                    else:
+                        load = export_pt2(model, staging, inputs[CHECK_BATCHES[-1]])
+                    seconds = time.perf_counter() - started
+                    difference = compare(name, reference, load(), inputs)
+                    final = output_dir / name
+                    readable_by_others(staging)
+                    os.replace(staging, final)
+                finally:
+                    shutil.rmtree(staging, ignore_errors=True)
+                written[f"{name} (max abs diff {difference:.1e})"] = final
+                report[name] = {"path": str(final), "max_abs_diff": difference, "export_s": round(seconds, 2)}
+                log.info("%s: %s (max abs diff from PyTorch %.2e, %.1f s)", name, final, difference, seconds)
+        run.save_config()
+        return run.finish(
+            {"checkpoint": checkpoint, "exports": report},
+            title=f"Exported {checkpoint}",
+            paths=written,
+            metrics={},
+        )
+
+
+def readable_by_others(folder: Path) -> None:
+    """Give a folder made by mkdtemp (0700) and its files the permissions of any new file (umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
+
+
+def _checkpoint_metrics(checkpoint: str) -> dict[str, float]:
+    """The test metrics of the run that wrote the checkpoint (its results.json), for the model card."""
+    results = Path(checkpoint).parent.parent / "results.json"
+    try:
+        metrics = json.loads(results.read_text())["metrics"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    return {name: float(value) for name, value in metrics.items() if name.startswith("test/")}
