@@ -93,6 +93,14 @@ print(json.dumps({"data": resolve_model_data_config(model), "labels": model.pret
     assert "local-dir:" in card and "classes: " in card
 
 
+def test_the_timm_config_names_the_classes_once_as_transformers_needs(exported):
+    # Hugging Face transformers' timm wrapper passes model_args and num_classes to timm both, and
+    # refuses a config.json whose model_args repeat num_classes (as timm 1.0.31's save_for_hf writes).
+    config = json.loads((exported["out"] / "timm" / "config.json").read_text())
+    assert config["num_classes"] == len(exported["model"].class_names)
+    assert "num_classes" not in config.get("model_args", {})
+
+
 def test_the_onnx_file_runs_in_onnxruntime_like_pytorch_at_batch_1_and_7(exported):
     onnxruntime = pytest.importorskip("onnxruntime")
     import onnx

@@ -98,7 +98,8 @@ def model_card(model: ImageClassifier, checkpoint: str, metrics: dict[str, float
 
 def export_timm(model: ImageClassifier, folder: Path, checkpoint: str, metrics: dict[str, float]) -> Callable:
     """model.safetensors and config.json (architecture, classes, label names, the run's preprocessing
-    as pretrained_cfg) as timm's save_for_hf writes them, and a model card."""
+    as pretrained_cfg) as timm's save_for_hf writes them, and a model card. timm's `local-dir:` and
+    transformers' AutoModelForImageClassification both load it."""
     from timm.models import save_for_hf
 
     save_for_hf(
@@ -108,6 +109,12 @@ def export_timm(model: ImageClassifier, folder: Path, checkpoint: str, metrics: 
         safe_serialization=True,
         data_config=data_config(model),
     )
+    # timm 1.0 also records num_classes in model_args; Hugging Face transformers' timm wrapper then
+    # passes it twice and refuses the folder. timm itself reads the top-level num_classes.
+    config_file = folder / "config.json"
+    config = json.loads(config_file.read_text())
+    config.get("model_args", {}).pop("num_classes", None)
+    config_file.write_text(json.dumps(config, indent=2) + "\n")
     (folder / "README.md").write_text(model_card(model, checkpoint, metrics))
 
     def load() -> Callable:
