@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from {{ cookiecutter.package }}.data.transforms import build_transform
 from {{ cookiecutter.package }}.errors import ConfigurationError
 from {{ cookiecutter.package }}.exporting import export
 from {{ cookiecutter.package }}.run.checkpoints import load_classifier
@@ -71,11 +73,18 @@ model = timm.create_model("local-dir:" + sys.argv[1], pretrained=True).eval()
 with torch.no_grad():
     logits = model(torch.from_numpy(np.load(sys.argv[2]))).numpy()
 np.save(sys.argv[3], logits)
+from PIL import Image
+from timm.data import create_transform
+transform = create_transform(**resolve_model_data_config(model))  # as timm's own inference script does
+np.save(sys.argv[5], transform(Image.open(sys.argv[4]).convert("RGB")).numpy())
 assert not any(name.startswith("{{ cookiecutter.package }}") for name in sys.modules)
 print(json.dumps({"data": resolve_model_data_config(model), "labels": model.pretrained_cfg["label_names"]}))
 """
     root, model = exported["root"], exported["model"]
-    result = run_python(code, str(exported["out"] / "timm"), str(root / "images.npy"), str(root / "timm.npy"))
+    photo = root / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(photo)
+    arguments = [str(exported["out"] / "timm"), str(root / "images.npy"), str(root / "timm.npy")]
+    result = run_python(code, *arguments, str(photo), str(root / "input.npy"))
     assert result.returncode == 0, result.stderr[-2000:]
     assert np.abs(np.load(root / "timm.npy") - exported["logits"]).max() < 1e-5
     loaded = json.loads(result.stdout.splitlines()[-1])
@@ -89,6 +98,9 @@ print(json.dumps({"data": resolve_model_data_config(model), "labels": model.pret
         "crop_pct": preprocessing["crop_pct"],
         "crop_mode": preprocessing["crop_mode"],
     }
+    # timm's transform from the folder gives the model the input the run's own eval transform gives.
+    ours = build_transform(model.preprocessing, is_training=False)(Image.open(photo).convert("RGB"))
+    assert np.abs(np.load(root / "input.npy") - ours.numpy()).max() < 1e-6
     card = (exported["out"] / "timm" / "README.md").read_text()
     assert "local-dir:" in card and "classes: " in card
 
