@@ -210,3 +210,52 @@ def test_num_workers_null_loads_in_the_training_process_when_training_on_the_cpu
     datamodule.num_workers = 2
     loader = datamodule.train_dataloader()
     assert loader.num_workers == 2 and loader.persistent_workers and not loader.pin_memory
+
+
+@pytest.mark.parametrize(
+    ("size", "chosen", "message"),
+    [  # at least 32, multiples of 8, at most the native 160
+        ((24, 20), 32, "32 px, from the typical (median) short side of the training images, 20 px"),
+        ((100, 80), 80, "80 px, from the typical (median) short side of the training images, 80 px"),
+        (
+            (400, 300),
+            160,
+            "the backbone's native 160 px (the training images are larger: median short side 300",
+        ),
+    ],
+)
+def test_from_scratch_the_input_size_follows_the_typical_image(tmp_path, caplog, size, chosen, message):
+    caplog.set_level(logging.INFO)
+    root = write_image_folder(tmp_path, {"ant": 3, "bee": 3}, size=size)
+    preprocessing = ImageFolderDataModule(root=root).resolve_preprocessing("test_resnet", from_scratch=True)
+    assert preprocessing["input_size"] == [3, chosen, chosen]
+    assert f"data.image_size=null: {message}" in caplog.text
+    assert "upscaled" not in caplog.text
+
+
+def test_pretrained_or_fixed_size_backbones_keep_their_native_input_size(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    root = write_image_folder(tmp_path, {"ant": 3, "bee": 3}, size=(100, 80))
+    fixed = ImageFolderDataModule(root=root).resolve_preprocessing(
+        "test_resnet", from_scratch=True, fixed_input_size=True
+    )
+    assert fixed["input_size"] == [3, 160, 160] and "takes only that size" in caplog.text
+    pretrained = ImageFolderDataModule(root=root).resolve_preprocessing("test_resnet", from_scratch=False)
+    assert pretrained["input_size"] == [3, 160, 160] and "pretrained or loaded weights" in caplog.text
+
+
+def test_training_chooses_the_input_size_from_the_data_unless_weights_are_loaded(tmp_path, compose_config):
+    import timm
+
+    from {{ cookiecutter.package }}.training import build_datamodule_and_model
+
+    root = write_image_folder(tmp_path / "images", {"ant": 6, "bee": 6}, size=(100, 80))
+    data = ["data=image_folder", f"data.root={root}", "model.backbone=test_resnet"]
+    _, model = build_datamodule_and_model(compose_config(data))
+    assert model.preprocessing["input_size"] == [3, 80, 80]
+    weights = tmp_path / "weights.pth"
+    torch.save(timm.create_model("test_resnet").state_dict(), weights)
+    _, model = build_datamodule_and_model(compose_config([*data, f"model.weights={weights}"]))
+    assert model.preprocessing["input_size"] == [3, 160, 160]
+    _, vit = build_datamodule_and_model(compose_config([*data, "model.backbone=test_vit"]))
+    assert vit.preprocessing["input_size"] == list(timm.create_model("test_vit").pretrained_cfg["input_size"])

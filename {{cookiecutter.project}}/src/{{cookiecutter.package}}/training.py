@@ -47,7 +47,16 @@ def build_datamodule_and_model(config: DictConfig) -> tuple[ClassificationDataMo
         finetune=OmegaConf.to_container(config.finetune, resolve=True) if "finetune" in config else None,
         _convert_="all",
     )
-    model.use_preprocessing(datamodule.resolve_preprocessing(resolve_model_data_config(model.model)))
+    # From scratch, a model that takes any input size gets the data's (data.image_size=null).
+    from_scratch = not (config.model.get("pretrained") or config.model.get("weights"))
+    fixed_input_size = bool(getattr(model.model, "pretrained_cfg", {}).get("fixed_input_size", False))
+    model.use_preprocessing(
+        datamodule.resolve_preprocessing(
+            resolve_model_data_config(model.model),
+            from_scratch=from_scratch,
+            fixed_input_size=fixed_input_size,
+        )
+    )
     return datamodule, model
 
 

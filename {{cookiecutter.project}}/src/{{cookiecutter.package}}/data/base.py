@@ -23,6 +23,10 @@ from .transforms import build_transform, resolve_preprocessing, train_transform_
 log = logging.getLogger(__name__)
 # A model input this many times the typical image side (or more) means most images are upscaled.
 UPSCALE_WARNING = 2.0
+# Trained from scratch with data.image_size=null, the model input follows the data: the typical image
+# side rounded to a multiple of AUTO_SIZE_STEP, at least MIN_AUTO_SIZE, at most the backbone's native size.
+AUTO_SIZE_STEP = 8
+MIN_AUTO_SIZE = 32
 # Loader workers per process when training on an accelerator, at most (each holds a copy of the dataset).
 MAX_AUTO_WORKERS = 8
 WEIGHTED_SAMPLER_NEEDS_ONE_DEVICE = (
@@ -153,13 +157,55 @@ class ClassificationDataModule(LightningDataModule):
             "crop_pct": self.crop_pct,
         }
 
-    def resolve_preprocessing(self, backbone: str | Mapping[str, Any]) -> dict[str, Any]:
+    def resolve_preprocessing(
+        self, backbone: str | Mapping[str, Any], from_scratch: bool = False, fixed_input_size: bool = False
+    ) -> dict[str, Any]:
         """Use timm's preprocessing with this module's overrides: from a built model's data config
         (`timm.data.resolve_model_data_config(model)`, how training does it), or for looking at the
-        data without a model, from a backbone name."""
+        data without a model, from a backbone name.
+
+        With data.image_size=null the input size is the backbone's native one, except for a model
+        trained `from_scratch` that accepts any size: then it follows the data (see MIN_AUTO_SIZE).
+        The choice and its reason are logged.
+        """
         preprocessing = resolve_preprocessing(backbone, **self.preprocessing_overrides)
+        if self.image_size is None:
+            side = self.choose_image_size(preprocessing["input_size"][-1], from_scratch, fixed_input_size)
+            preprocessing["input_size"] = [preprocessing["input_size"][0], side, side]
         self.use_preprocessing(preprocessing, check_upscaling=True)
         return self.preprocessing
+
+    def choose_image_size(self, native: int, from_scratch: bool, fixed_input_size: bool) -> int:
+        """The model input side for data.image_size=null, logged with the reason."""
+        typical = self.typical_image_side() if from_scratch and not fixed_input_size else None
+        if typical is None:
+            reason = (
+                "pretrained or loaded weights work best at it"
+                if not from_scratch
+                else "this backbone takes only that size"
+                if fixed_input_size
+                else "the data's image size is not known up front"
+            )
+            log.info("data.image_size=null: the backbone's native %d px (%s).", native, reason)
+            return native
+        side = int(min(native, max(MIN_AUTO_SIZE, round(typical / AUTO_SIZE_STEP) * AUTO_SIZE_STEP)))
+        if side == native:
+            log.info(
+                "data.image_size=null: the backbone's native %d px (the training images are larger: "
+                "median short side %g px).",
+                native,
+                typical,
+            )
+            return side
+        log.info(
+            "data.image_size=null: %d px, from the typical (median) short side of the training images, "
+            "%g px, as the model trains from scratch (the backbone's native size is %d px, for pretrained "
+            "weights). Set data.image_size to choose.",
+            side,
+            typical,
+            native,
+        )
+        return side
 
     def use_preprocessing(self, preprocessing: Mapping[str, Any], check_upscaling: bool = False) -> None:
         """Use the preprocessing the model decided (resolved from its timm data config, or stored in its

@@ -80,6 +80,9 @@ class DigitsDataModule(ClassificationDataModule):
             self.images, self.labels = self.images[keep], relabel[self.labels[keep]]
         self.split_indices = stratified_split(self.labels, val_fraction, test_fraction, split_seed)
 
+    def typical_image_side(self) -> float:
+        return 8.0  # every digit is 8x8
+
     @property
     def class_names(self) -> list[str]:
         return [str(digit) for digit in self.digits]
