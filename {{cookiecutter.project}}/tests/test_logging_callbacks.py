@@ -24,7 +24,7 @@ from {{ cookiecutter.package }}.callbacks.drawing import (
     confusion_matrix_figure,
     most_confused_pairs,
 )
-from {{ cookiecutter.package }}.callbacks.figures import unnormalise
+from {{ cookiecutter.package }}.data.transforms import unnormalise
 from {{ cookiecutter.package }}.errors import ConfigurationError
 from {{ cookiecutter.package }}.run.checkpoints import load_classifier
 from {{ cookiecutter.package }}.training import build_datamodule_and_model, train

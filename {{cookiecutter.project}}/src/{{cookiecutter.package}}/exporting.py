@@ -96,6 +96,13 @@ def model_card(model: ImageClassifier, checkpoint: str, metrics: dict[str, float
     return "\n".join(lines)
 
 
+def dynamic_batch() -> dict[str, dict[int, Any]]:
+    """torch.export's dynamic_shapes for a timm model's one input `x`: any batch size."""
+    from torch.export import Dim
+
+    return {"x": {0: Dim("batch", min=1)}}
+
+
 def export_timm(model: ImageClassifier, folder: Path, checkpoint: str, metrics: dict[str, float]) -> Callable:
     """model.safetensors and config.json (architecture, classes, label names, the run's preprocessing
     as pretrained_cfg) as timm's save_for_hf writes them, and a model card. timm's `local-dir:` and
@@ -130,7 +137,6 @@ def export_onnx(model: ImageClassifier, folder: Path, example: torch.Tensor) -> 
     """model.onnx: one file, input `input` (dynamic batch), output `logits`; class names and
     preprocessing in its metadata."""
     import onnx
-    from torch.export import Dim
 
     path = folder / "model.onnx"
     for name in ("onnx_ir", "onnxscript"):  # a line per optimisation pass otherwise
@@ -142,7 +148,7 @@ def export_onnx(model: ImageClassifier, folder: Path, example: torch.Tensor) -> 
         dynamo=True,
         input_names=["input"],
         output_names=["logits"],
-        dynamic_shapes={"x": {0: Dim("batch", min=1)}},
+        dynamic_shapes=dynamic_batch(),
         external_data=False,
         verbose=False,
     )
@@ -162,10 +168,8 @@ def export_onnx(model: ImageClassifier, folder: Path, example: torch.Tensor) -> 
 
 def export_pt2(model: ImageClassifier, folder: Path, example: torch.Tensor) -> Callable:
     """model.pt2: torch.export's program (dynamic batch), which torch.export.load runs without timm."""
-    from torch.export import Dim
-
     path = folder / "model.pt2"
-    program = torch.export.export(model.model, (example,), dynamic_shapes={"x": {0: Dim("batch", min=1)}})
+    program = torch.export.export(model.model, (example,), dynamic_shapes=dynamic_batch())
     torch.export.save(program, str(path))
 
     def load() -> Callable:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 from pathlib import Path
@@ -15,7 +14,8 @@ from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 
-from .callbacks.figures import write_atomically
+from .atomic import write_atomically
+from .callbacks.figures import csv_text
 from .data.images import READ_ERRORS, is_image_file, load_rgb, read_image_size
 from .data.transforms import build_transform
 from .errors import ConfigurationError
@@ -98,13 +98,8 @@ def predictions_text(rows: list[tuple[str, list[str], list[float]]], suffix: str
             for path, *top in rows
         )
     k = len(rows[0][1]) if rows else 0
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(
-        ["path", *(f"label_{i}" for i in range(1, k + 1)), *(f"prob_{i}" for i in range(1, k + 1))]
-    )
-    writer.writerows([path, *labels, *(f"{s:.6f}" for s in scores)] for path, labels, scores in rows)
-    return buffer.getvalue()
+    header = ["path", *(f"label_{i}" for i in range(1, k + 1)), *(f"prob_{i}" for i in range(1, k + 1))]
+    return csv_text(header, ([path, *labels, *(f"{s:.6f}" for s in scores)] for path, labels, scores in rows))
 
 
 def output_path(config: DictConfig) -> Path:
@@ -166,6 +161,7 @@ def predict(config: DictConfig) -> dict[str, Any]:
             log.warning(
                 "Skipped %d unreadable image file(s); first: %s (%s).", len(unreadable), *unreadable[0]
             )
+        output.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(output, predictions_text(rows, output.suffix.lower()))
         checkpoint = str(Path(config.ckpt_path).expanduser().resolve())
         return run.finish(

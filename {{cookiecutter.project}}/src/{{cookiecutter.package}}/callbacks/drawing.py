@@ -148,47 +148,42 @@ def _tile(image: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize(size, resample))
 
 
-def _grid(tiles: list[list[np.ndarray | None]], title: str) -> tuple[Figure, object]:
-    """One picture of tiles in rows, each TILE px with room for a caption above, shown pixel for pixel
-    in a single axes (one axes per tile would cost ten times the time). Returns the figure and axes,
-    whose data coordinates are the picture's pixels."""
+def _grid(
+    tiles: list[list[np.ndarray]], captions: list[list[str]], colours: list[list[str]], title: str
+) -> Figure:
+    """One picture of tiles in rows, each TILE px with its caption above in its colour, shown pixel
+    for pixel in a single axes (one axes per tile would cost ten times the time)."""
     rows, columns = len(tiles), max(len(row) for row in tiles)
     columns_shown = max(columns, 4)  # room for the title above a single image
     cell_width, cell_height = TILE + GAP, TILE + CAPTION
     canvas = np.full((rows * cell_height, columns_shown * cell_width, 3), 255, np.uint8)
     for row, row_tiles in enumerate(tiles):
         for column, tile in enumerate(row_tiles):
-            if tile is not None:
-                y, x = row * cell_height + CAPTION, column * cell_width + GAP // 2
-                canvas[y : y + tile.shape[0], x : x + tile.shape[1]] = tile
+            y, x = row * cell_height + CAPTION, column * cell_width + GAP // 2
+            canvas[y : y + tile.shape[0], x : x + tile.shape[1]] = tile
     height, width = canvas.shape[0] + TITLE, canvas.shape[1]
     figure = _figure(width / DPI, height / DPI)
     axes = figure.add_axes((0, 0, 1, canvas.shape[0] / height))
     axes.imshow(canvas, interpolation="nearest")
     axes.axis("off")
     figure.suptitle(title, fontsize=10, y=1 - 8 / height, va="top", wrap=True)
-    return figure, axes
+    for row, (row_captions, row_colours) in enumerate(zip(captions, colours, strict=True)):
+        for column, (caption, colour) in enumerate(zip(row_captions, row_colours, strict=True)):
+            x, y = column * cell_width + GAP // 2 + TILE / 2, row * cell_height + CAPTION - 6
+            axes.text(x, y, caption, ha="center", va="bottom", fontsize=7, color=colour)
+    return figure
 
 
 def image_grid_figure(
     images: np.ndarray, captions: Sequence[str], correct: Sequence[bool], title: str, columns: int = 8
 ) -> Figure:
     """Images (N, H, W, 3 uint8) in a grid, each captioned, green when right and red when wrong."""
-    tiles = [_tile(image) for image in images]
-    rows = [tiles[start : start + columns] for start in range(0, max(len(tiles), 1), columns)]
-    figure, axes = _grid(rows, title)
-    for index, caption in enumerate(captions):
-        row, column = divmod(index, columns)
-        axes.text(
-            column * (TILE + GAP) + GAP // 2 + TILE / 2,
-            row * (TILE + CAPTION) + CAPTION - 6,
-            caption,
-            ha="center",
-            va="bottom",
-            fontsize=7,
-            color="tab:green" if correct[index] else "tab:red",
-        )
-    return figure
+    colours = ["tab:green" if right else "tab:red" for right in correct]
+
+    def in_rows(items: Sequence) -> list[list]:
+        return [list(items[start : start + columns]) for start in range(0, max(len(items), 1), columns)]
+
+    return _grid(in_rows([_tile(image) for image in images]), in_rows(captions), in_rows(colours), title)
 
 
 def curves_figure(
@@ -249,17 +244,5 @@ def feature_maps_figure(
         rows.append(tiles)
         names.append(labels)
     height, width = activations.shape[2:]
-    figure, axes = _grid(
-        rows, f"{layer}: the {channels} most active of {available} channels ({height}x{width})"
-    )
-    for row, row_names in enumerate(names):
-        for column, name in enumerate(row_names):
-            axes.text(
-                column * (TILE + GAP) + GAP // 2 + TILE / 2,
-                row * (TILE + CAPTION) + CAPTION - 6,
-                name,
-                ha="center",
-                va="bottom",
-                fontsize=7,
-            )
-    return figure
+    title = f"{layer}: the {channels} most active of {available} channels ({height}x{width})"
+    return _grid(rows, names, [["black"] * len(row) for row in names], title)

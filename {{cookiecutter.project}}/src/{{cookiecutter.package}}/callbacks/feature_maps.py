@@ -9,8 +9,9 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from torch.utils.hooks import RemovableHandle
 
+from ..data.transforms import unnormalise
 from ..errors import ConfigurationError
-from .figures import RunFilesCallback, unnormalise
+from .figures import RunFilesCallback
 
 
 def last_stage(model: torch.nn.Module) -> str:

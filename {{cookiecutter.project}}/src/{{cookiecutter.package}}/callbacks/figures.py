@@ -5,28 +5,19 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+
+from ..atomic import write_atomically
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
-
-
-def write_atomically(path: Path, content: bytes | str) -> Path:
-    """Write to a temporary file beside `path`, then rename: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(content.encode() if isinstance(content, str) else content)
-    os.replace(temporary, path)
-    return path
 
 
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -52,20 +43,6 @@ def log_image(trainer: Trainer, key: str, png: bytes) -> None:
         names["WandbLogger"].log_image(key=key, images=[image], step=step)
 
 
-def unnormalise(images: torch.Tensor, preprocessing: dict[str, Any] | None) -> np.ndarray:
-    """Model inputs (N, C, H, W), normalised with the model's mean/std, back as a person sees them:
-    (N, H, W, 3) uint8."""
-    images = images.detach().float().cpu()
-    if preprocessing:
-        mean = torch.tensor(preprocessing["mean"]).view(1, -1, 1, 1)
-        std = torch.tensor(preprocessing["std"]).view(1, -1, 1, 1)
-        images = images * std + mean
-    images = images.clamp(0, 1).mul(255).round().to(torch.uint8)
-    if images.shape[1] == 1:
-        images = images.expand(-1, 3, -1, -1)
-    return images.permute(0, 2, 3, 1).numpy()
-
-
 class RunFilesCallback(Callback):
     """A callback that writes files into `dirpath` (the run's plots/): PNGs, also sent to the loggers,
     and CSVs. Only the first process writes. `written` names each file for the run's summary;
@@ -88,14 +65,17 @@ class RunFilesCallback(Callback):
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=figure.dpi)
         png = buffer.getvalue()
-        path = write_atomically(self.dirpath / f"{name}.png", png)
-        log.debug("Wrote %s", path)
+        path = self._write_file(f"{name}.png", png)
         log_image(trainer, f"plots/{name}", png)
         self.written[label] = path
         return path
 
     def save_csv(self, name: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
-        path = write_atomically(self.dirpath / f"{name}.csv", csv_text(header, rows))
+        return self._write_file(f"{name}.csv", csv_text(header, rows))
+
+    def _write_file(self, name: str, content: bytes | str) -> Path:
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        path = write_atomically(self.dirpath / name, content)
         log.debug("Wrote %s", path)
         return path
 

@@ -10,7 +10,8 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch import LightningModule, Trainer
 
-from .figures import RunFilesCallback, unnormalise
+from ..data.transforms import unnormalise
+from .figures import RunFilesCallback
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import rich
 import rich.console
-import torch
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import DictConfig, open_dict
@@ -27,6 +26,7 @@ from ..errors import ConfigurationError, instantiate_checked
 from ..run.command import run_command
 from .base import ClassificationDataModule
 from .summary import size_statistics_table
+from .transforms import unnormalise
 
 SAMPLES_PER_CLASS = 8
 MAX_CLASSES_IN_GRID = 32
@@ -70,8 +70,6 @@ def image_sizes(dataset) -> np.ndarray:
 def sample_grid(datamodule: ClassificationDataModule) -> Image.Image:
     """One row per class (at most MAX_CLASSES_IN_GRID) of training samples after the train transform."""
     dataset = datamodule.datasets["train"]
-    mean = torch.tensor(datamodule.preprocessing["mean"]).view(3, 1, 1)
-    std = torch.tensor(datamodule.preprocessing["std"]).view(3, 1, 1)
     side = datamodule.preprocessing["input_size"][-1]
     tile = max(side, MIN_TILE)
     classes = list(range(min(datamodule.num_classes, MAX_CLASSES_IN_GRID)))
@@ -84,7 +82,7 @@ def sample_grid(datamodule: ClassificationDataModule) -> Image.Image:
         draw.text((4, top + tile // 2 - 6), datamodule.class_names[label][:20], fill="black")
         for column, index in enumerate(np.flatnonzero(dataset.labels == label)[:SAMPLES_PER_CLASS]):
             image, _ = dataset[int(index)]
-            pixels = (image * std + mean).clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
+            pixels = unnormalise(image[None], datamodule.preprocessing)[0]
             shown = Image.fromarray(pixels).resize((tile, tile), Image.Resampling.NEAREST)
             grid.paste(shown, (LABEL_WIDTH + column * (tile + 2), top))
     return grid

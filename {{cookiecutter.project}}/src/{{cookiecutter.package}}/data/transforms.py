@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import timm
+import torch
 from timm.data import create_transform, resolve_data_config
 
 from ..errors import ConfigurationError
@@ -109,3 +111,17 @@ def build_transform(
         crop_mode=preprocessing["crop_mode"],
         **extra,
     )
+
+
+def unnormalise(images: torch.Tensor, preprocessing: dict[str, Any] | None) -> np.ndarray:
+    """Model inputs (N, C, H, W), normalised with the model's mean/std, back as a person sees them:
+    (N, H, W, 3) uint8."""
+    images = images.detach().float().cpu()
+    if preprocessing:
+        mean = torch.tensor(preprocessing["mean"]).view(1, -1, 1, 1)
+        std = torch.tensor(preprocessing["std"]).view(1, -1, 1, 1)
+        images = images * std + mean
+    images = images.clamp(0, 1).mul(255).round().to(torch.uint8)
+    if images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)
+    return images.permute(0, 2, 3, 1).numpy()

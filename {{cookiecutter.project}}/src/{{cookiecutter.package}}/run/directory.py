@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..atomic import write_atomically
 from ..errors import ConfigurationError
 
 RESULTS_FILE = "results.json"
@@ -51,10 +51,7 @@ def check_output_dir_is_new(run_dir: Path, resume_from: str | None = None) -> No
 
 def write_json_atomically(path: Path, content: Mapping[str, Any]) -> Path:
     """Write JSON to a temporary file beside `path`, then rename: a crash never leaves half a file."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(content, indent=2) + "\n")
-    os.replace(temporary, path)
-    return path
+    return write_atomically(path, json.dumps(content, indent=2) + "\n")
 
 
 def write_results(run_dir: Path, results: Mapping[str, Any]) -> Path:
