@@ -10,7 +10,7 @@ def main(config: DictConfig) -> float | None:
     # the user as one line through the run guard in configs/hydra/default.yaml.
     from {{ cookiecutter.package }}.training import train
 
-    return train(config)["best_score"]  # the value a hyperparameter sweeper optimises
+    return train(config)["optimized"]["value"]  # what a hyperparameter sweeper optimises
 
 
 if __name__ == "__main__":

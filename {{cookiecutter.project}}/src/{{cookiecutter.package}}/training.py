@@ -73,6 +73,17 @@ def checkpoint_paths(trainer: Trainer) -> dict[str, Any]:
     }
 
 
+def optimized_value(config: DictConfig, metrics: dict[str, float], checkpoints: dict[str, Any]) -> dict:
+    """What a sweep optimises: `optimized_metric` (the best checkpoint's score when it is that
+    checkpoint's monitor, else its final value), with `optimized_direction`."""
+    name = config.optimized_metric
+    best = checkpoints["best_score"] if checkpoints["monitor"] == name else None
+    value = best if best is not None else metrics.get(name)
+    if value is None:
+        log.warning("optimized_metric=%s was not logged (logged: %s).", name, ", ".join(metrics))
+    return {"metric": name, "value": value, "direction": config.optimized_direction}
+
+
 def report_early_stop(trainer: Trainer) -> None:
     for callback in trainer.callbacks:
         if isinstance(callback, EarlyStopping) and callback.stopped_epoch > 0:
@@ -132,7 +143,12 @@ def train(config: DictConfig) -> dict[str, Any]:
             metrics.update(metrics_as_floats(trainer.callback_metrics))
 
         return run.finish(
-            {"metrics": metrics, **checkpoints, "epochs": trainer.current_epoch},
+            {
+                "metrics": metrics,
+                **checkpoints,
+                "optimized": optimized_value(config, metrics, checkpoints),
+                "epochs": trainer.current_epoch,
+            },
             title="Run finished",
             paths={
                 "best checkpoint": checkpoints["best_checkpoint"],

@@ -104,6 +104,9 @@ def check_train_settings(config: DictConfig) -> None:
             f"{config.trainer.max_epochs}: the backbone would never train. Lower it, raise "
             "trainer.max_epochs, or use finetune=linear_probe."
         )
+    direction = config.get("optimized_direction", "maximize")
+    if direction not in ("maximize", "minimize"):
+        raise ConfigurationError(f"optimized_direction={direction!r}: use maximize or minimize.")
     mixup = config.model.get("mixup") or {}
     if mixup.get("prob", 0) > 0 and config.data.batch_size % 2:
         raise ConfigurationError(
@@ -141,8 +144,12 @@ def check_trainer_settings(
     }
     if config.get("scheduler", {}).get("sched") == "plateau":
         monitors["scheduler.monitor"] = config.scheduler.get("monitor", "val/acc")
+    optimized = config.get("optimized_metric")
+    if optimized is not None and not (config.get("test") and optimized.startswith("test/")):
+        monitors["optimized_metric"] = optimized
     for key, metric in monitors.items():
         if metric is not None and metric not in metric_names:
+            also = " (or a test/ metric, with test=true)" if key == "optimized_metric" else ""
             raise ConfigurationError(
-                f"{key}={metric!r} is not a metric this run logs; use one of {', '.join(metric_names)}."
+                f"{key}={metric!r} is not a metric this run logs; use one of {', '.join(metric_names)}{also}."
             )
