@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import re
 from pathlib import Path
 
@@ -149,16 +148,6 @@ def test_early_stopping_says_that_it_ended_the_run(compose_config, caplog):
     assert (
         "Early stopping ended the run after epoch 2 of 5: val/acc did not improve for 1 epochs" in caplog.text
     )
-
-
-def test_several_processes_inside_a_multirun_are_refused_from_the_built_trainer(tmp_path):
-    # trainer.devices=2 on the cpu preset: no "ddp" string anywhere, but two processes all the same.
-    result = run_script("train.py", "-m", *FAST, "trainer.devices=2", cwd=tmp_path)
-    assert result.returncode != 0
-    assert "would train on 2 processes" in result.stdout + result.stderr
-    [failure] = list((tmp_path / "logs" / "train" / "multiruns").rglob("failure.json"))
-    assert "would train on 2 processes" in failure.read_text()
-    assert "LOCAL_RANK" not in os.environ
 
 
 def test_a_bad_value_fails_only_its_own_sweep_job(tmp_path):

@@ -123,21 +123,10 @@ def check_trainer_settings(
     Judged from what Lightning built (trainer.world_size counts devices x nodes, whatever strategy
     string chose them), not from the config's strings; all before any process starts or epoch runs.
     """
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
     from ..data.base import WEIGHTED_SAMPLER_NEEDS_ONE_DEVICE
 
-    if trainer.world_size > 1:
-        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise ConfigurationError(
-                f"This sweep job would train on {trainer.world_size} processes (trainer.devices x "
-                "trainer.num_nodes), but training on several processes inside a multirun (-m) is not "
-                "supported yet: Lightning would restart the whole sweep in every process. Sweep on one "
-                "device (trainer.devices=1) or run the jobs one by one."
-            )
-        if config.data.get("weighted_sampler"):
-            raise ConfigurationError(WEIGHTED_SAMPLER_NEEDS_ONE_DEVICE)
+    if trainer.world_size > 1 and config.data.get("weighted_sampler"):
+        raise ConfigurationError(WEIGHTED_SAMPLER_NEEDS_ONE_DEVICE)
     monitors = {
         f"callbacks.{name}.monitor": getattr(callback, "monitor", None)
         for name, callback in callbacks.items()

@@ -39,7 +39,7 @@ def check_output_dir_is_new(run_dir: Path, resume_from: str | None = None) -> No
             "Leave hydra.run.dir at its default or choose a new directory."
         )
     resuming_here = resume_from is not None and (
-        Path(resume_from).expanduser().resolve().parent == (run_dir / CHECKPOINT_DIR).resolve()
+        Path(resume_from).expanduser().resolve().is_relative_to(run_dir.resolve())
     )
     if has_checkpoints(run_dir) and not resuming_here:
         raise ConfigurationError(

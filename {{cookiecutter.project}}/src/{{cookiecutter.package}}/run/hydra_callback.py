@@ -3,6 +3,7 @@ job has ended. Configured in configs/hydra/default.yaml; imports nothing heavy (
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
@@ -24,6 +25,15 @@ from .directory import (
     start_checkpoint,
     write_json_atomically,
 )
+from .distributed import (
+    agree_on_run_dir,
+    entry_point,
+    is_torchrun,
+    remember_entry_point,
+    resume_requeued_job,
+    slurm_run_dir,
+    slurm_tasks,
+)
 
 log = logging.getLogger(__name__)
 # Keys that say how to start a run rather than what it trains: a run resumed with them is the same run.
@@ -31,8 +41,10 @@ START_KEYS = ("resume", "ckpt_path")
 
 
 def is_worker_process() -> bool:
-    """True in the processes a distributed launch adds; the run directory belongs to the first one."""
-    return any(int(os.environ.get(name, "0") or 0) > 0 for name in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+    """True in the processes a distributed launch adds (Lightning's, torchrun's, SLURM's tasks);
+    the run directory belongs to the first one."""
+    names = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+    return any(int(os.environ.get(name, "0") or 0) > 0 for name in names)
 
 
 def what_it_trains(config: DictConfig) -> dict[str, Any]:
@@ -71,9 +83,62 @@ class RunGuard(Callback):
 
     def __init__(self) -> None:
         self.created_run_dir = False
+        # Made in the process the user started; a sweep's workers get this object pickled.
+        self.started_as = entry_point()
+        self.sweep_dir: Path | None = None  # set when a sweep starts; cleared once summarized
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Refuse a sweep that every process of a distributed launch would run, and make sure the
+        sweep ends with its summary: Hydra skips on_multirun_end when a job failed, but the
+        process still exits through atexit."""
+        if is_torchrun() or slurm_tasks() > 1:
+            exit_with_message(
+                ConfigurationError(
+                    "A multirun (-m) started by torchrun or srun would run the whole sweep in every "
+                    "process. Start the sweep once (python train.py -m ...) and let each job start its "
+                    "own processes: trainer=ddp on one machine, or hydra/launcher=slurm for SLURM jobs."
+                )
+            )
+        tasks = OmegaConf.select(config, "hydra.launcher.tasks_per_node", default=1)
+        if isinstance(tasks, int) and tasks < 1:
+            exit_with_message(
+                ConfigurationError(
+                    f"hydra.launcher.tasks_per_node={tasks} (from trainer.devices): a SLURM job needs a "
+                    "number of tasks; set trainer.devices=<GPUs per node>, e.g. trainer.devices=4."
+                )
+            )
+        self.sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
+        atexit.register(self.summarize)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self.summarize()
+
+    def summarize(self) -> None:
+        """Write and print the sweep's summary once (summary.csv, summary.md, a plot)."""
+        sweep_dir, self.sweep_dir = self.sweep_dir, None
+        if sweep_dir is None or not sweep_dir.is_dir():
+            return
+        try:
+            from ..sweep.summary import summarize_sweep
+
+            summarize_sweep(sweep_dir)
+        except Exception as error:  # the jobs' own results are safe; say how to try again
+            log.error(
+                "Could not summarize the sweep (%s: %s); rebuild it with: python -m %s.sweep %s",
+                type(error).__name__,
+                error,
+                __package__.split(".")[0],
+                sweep_dir,
+            )
+
+    def on_job_start(self, config: DictConfig, *, task_function: Any = None, **kwargs: Any) -> None:
+        if task_function is not None:
+            remember_entry_point(task_function, self.started_as)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        slurm_run_dir(config)
         if is_worker_process():
+            agree_on_run_dir(config)
             self.follow_the_first_process(config)
             return
         try:
@@ -84,9 +149,11 @@ class RunGuard(Callback):
             if config.get("resume") == "auto":
                 self.choose_run_to_resume(config)
             run_dir = Path(config.hydra.run.dir)
+            resume_requeued_job(config, run_dir)
             check_output_dir_is_new(run_dir, resume_from=start_checkpoint(config))
             self.created_run_dir = not run_dir.exists()
             self.check_writable(run_dir)
+            agree_on_run_dir(config)
         except ConfigurationError as error:
             exit_with_message(error)
 
@@ -94,6 +161,7 @@ class RunGuard(Callback):
     def follow_the_first_process(config: DictConfig) -> None:
         """In a process a distributed launch added: hydra.run.dir is the directory the first process
         chose, so with resume=auto resume from the same last.ckpt (if that run had one)."""
+        resume_requeued_job(config, Path(config.hydra.run.dir))
         last = Path(config.hydra.run.dir) / CHECKPOINT_DIR / "last.ckpt"
         if config.get("resume") == "auto" and start_checkpoint(config) is None and last.is_file():
             with read_write(config), open_dict(config):

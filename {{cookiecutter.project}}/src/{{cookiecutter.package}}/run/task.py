@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,7 +13,7 @@ from hydra.utils import instantiate
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import Logger
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ..callbacks import RunFilesCallback
 from ..errors import ConfigurationError
@@ -21,6 +22,13 @@ from .checks import check_settings
 from .command import send_lightning_logs_to_hydra
 from .console import print_config, print_outputs, save_config
 from .directory import check_output_dir_is_new, start_checkpoint, write_results
+from .distributed import (
+    ProcessState,
+    announce_process,
+    end_distributed_job,
+    resume_requeued_job,
+    start_child_processes_with_this_job,
+)
 from .loggers import (
     finish_loggers,
     instantiate_loggers,
@@ -30,6 +38,8 @@ from .loggers import (
 )
 from .process import configure_process
 
+log = logging.getLogger(__name__)
+
 
 def build_trainer(config: DictConfig, callbacks: list[Callback], loggers: list[Logger]) -> Trainer:
     """Instantiate the `trainer` group; settings Lightning rejects become a ConfigurationError.
@@ -38,9 +48,14 @@ def build_trainer(config: DictConfig, callbacks: list[Callback], loggers: list[L
     """
     if not loggers:  # nothing to send learning rates to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    trainer_config = config.trainer
+    if trainer_config.get("sync_batchnorm") and trainer_config.get("accelerator") == "cpu":
+        # PyTorch's SyncBatchNorm runs on GPUs only; trainer=ddp with trainer.accelerator=cpu still works.
+        log.info("trainer.sync_batchnorm=true needs GPUs: this CPU run keeps per-process batch norm.")
+        trainer_config = OmegaConf.merge(trainer_config, {"sync_batchnorm": False})
     try:
         return instantiate(
-            config.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+            trainer_config, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
         )
     except InstantiationException as error:
         # Lightning rejects bad values (precision, accelerator, devices, ...) when the Trainer is built.
@@ -51,6 +66,19 @@ def build_trainer(config: DictConfig, callbacks: list[Callback], loggers: list[L
 def instantiate_callbacks(config: DictConfig | None) -> dict[str, Callback]:
     """Instantiate every callback of the `callbacks` group by name (entries set to null are skipped)."""
     return {str(name): instantiate(entry) for name, entry in (config or {}).items() if entry is not None}
+
+
+class AnnounceProcess(Callback):
+    """Each process of a run logs one line when it starts: its rank, the world size, its values."""
+
+    def __init__(self, config: DictConfig) -> None:
+        self.config = config
+        self.announced = False
+
+    def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
+        if not self.announced:
+            announce_process(trainer, self.config)
+            self.announced = True
 
 
 class Run:
@@ -71,15 +99,19 @@ class Run:
         check_settings(config)
         configure_process(config)
         self.output_dir = Path(config.paths.output_dir)
+        resume_requeued_job(config, self.output_dir)
         check_output_dir_is_new(self.output_dir, resume_from=start_checkpoint(config))
         self.loggers: list = []
         self.trainer: Trainer | None = None
+        self.process_before = ProcessState.now()
+        start_child_processes_with_this_job()
 
     def __enter__(self) -> Run:
         return self
 
-    def __exit__(self, *exception: object) -> None:
+    def __exit__(self, error_type: type | None, *exception: object) -> None:
         finish_loggers(self.loggers)
+        end_distributed_job(self.trainer, self.process_before, failed=error_type is not None)
 
     @property
     def is_global_zero(self) -> bool:
@@ -88,7 +120,7 @@ class Run:
     def build_trainer(self, callbacks: list[Callback]) -> Trainer:
         """Instantiate the `logger` group, then the trainer with these callbacks and those loggers."""
         self.loggers = instantiate_loggers(self.config.get("logger"))
-        self.trainer = build_trainer(self.config, callbacks, self.loggers)
+        self.trainer = build_trainer(self.config, [*callbacks, AnnounceProcess(self.config)], self.loggers)
         if self.trainer.is_global_zero:
             log_run_config(self.trainer.loggers, self.config)
         return self.trainer
