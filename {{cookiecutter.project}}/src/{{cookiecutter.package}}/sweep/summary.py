@@ -462,6 +462,8 @@ def print_summary(summary: SweepSummary) -> None:
         cells[-1].stylize(status_styles[job.status])
         table.add_row(*cells, style="bold" if job is summary.best else None)
     console = Console()
+    if not console.is_terminal:  # a log file or a pipe: no need to squeeze the table into 80 columns
+        console.width = 160
     console.print(table)
     for line in outcome_lines(summary):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
