@@ -6,7 +6,7 @@ import pytest
 
 from conftest import CONFIG_DIR
 
-GROUPS_WITHOUT_DEFAULT = {"debug", "experiment"}
+GROUPS_WITHOUT_DEFAULT = {"debug", "experiment", "hparams_search"}
 
 
 def all_options() -> list[tuple[str, str]]:
@@ -31,7 +31,7 @@ def test_every_config_option_composes(compose_config, group, option):
     config = compose_config([f"{group}={option}"])
     if group == "ema":  # an entry of the callbacks group when enabled
         assert ("ema" in config.callbacks) == (option != "none")
-    elif group not in {"hydra", "debug", "experiment"}:
+    elif group not in {"hydra", "debug", "experiment", "hparams_search"}:  # @package _global_ options
         assert group in config
 
 

@@ -47,6 +47,16 @@ def sweep_dirs(tmp_path: Path) -> list[Path]:
     return sorted((tmp_path / "logs" / "train" / "multiruns").iterdir())
 
 
+def check_sweep_summary_marks_the_best(sweep_dir: Path, best_value: float) -> None:
+    """The sweep summary (summary.csv, written when the sweep ends) marks the job with this value."""
+    import csv
+
+    with open(sweep_dir / "summary.csv") as file:
+        [best] = [row for row in csv.DictReader(file) if row["best"] == "true"]
+    assert float(best["optimized_value"]) == best_value
+    assert json.loads((Path(best["directory"]) / "results.json").read_text())["optimized"]["value"] == best_value
+
+
 def job_configs(sweep_dir: Path) -> dict[str, dict]:
     """The config of every job of a sweep that finished, by its run directory."""
     return {
@@ -181,11 +191,16 @@ def test_a_stored_study_is_not_resumed_in_the_other_direction(tmp_path):
 
 def test_hydra_finds_the_sweeper_and_help_does_not_import_optuna(tmp_path):
     probe = (
-        "import sys; from hydra.core.plugins import Plugins; from hydra.plugins.sweeper import Sweeper; "
-        "print([c.__name__ for c in Plugins.instance().discover(Sweeper)], 'optuna' in sys.modules)"
+        "import json, sys\n"
+        "from hydra.core.plugins import Plugins\n"
+        "from hydra.plugins.sweeper import Sweeper\n"
+        "sweepers = [f'{c.__module__}.{c.__name__}' for c in Plugins.instance().discover(Sweeper)]\n"
+        "print(json.dumps([sweepers, 'optuna' in sys.modules]))"
     )
     found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path)
-    assert found.stdout.strip() == "['BasicSweeper', 'OptunaSweeper'] False", found.stderr
+    sweepers, optuna_imported = json.loads(found.stdout)
+    assert "hydra_plugins.{{ cookiecutter.package }}_optuna.sweeper.OptunaSweeper" in sweepers, found.stderr
+    assert not optuna_imported
     helped = subprocess.run(
         [sys.executable, "-X", "importtime", str(PROJECT_ROOT / "train.py"), "--help"],
         capture_output=True,
@@ -237,6 +252,7 @@ def test_search_trains_three_trials_and_reports_the_best(tmp_path):
         assert config["model"]["backbone"] == "test_resnet"
     assert len({config["optimizer"]["lr"] for config in configs.values()}) == 3
     assert "Best trial" in result.stdout
+    check_sweep_summary_marks_the_best(sweep_dir, summary["best_value"])
 
 
 @pytest.mark.slow
@@ -289,7 +305,7 @@ def test_search_with_ddp_sim(tmp_path):
         "train.py",
         "-m",
         "hparams_search=optuna",
-        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.n_trials=3",
         "trainer=ddp_sim",
         *ONE_EPOCH,
         "+callbacks.rank_records._target_=rank_records.RecordRankSettings",
@@ -301,7 +317,10 @@ def test_search_with_ddp_sim(tmp_path):
     assert result.returncode == 0, f"{result.stderr}{failures}"
     [sweep_dir] = sweep_dirs(tmp_path)
     configs = job_configs(sweep_dir)
-    assert len(configs) == 2
+    assert len(configs) == 3
+    best_value = yaml.safe_load((sweep_dir / RESULTS_FILE).read_text())["best_value"]
+    assert best_value == max(run["optimized"]["value"] for run in read_results(sweep_dir))
+    check_sweep_summary_marks_the_best(sweep_dir, best_value)
     for run_dir, config in configs.items():
         for rank in (0, 1):
             record = json.loads((Path(run_dir) / f"rank_{rank}.json").read_text())
