@@ -54,7 +54,8 @@ def check_sweep_summary_marks_the_best(sweep_dir: Path, best_value: float) -> No
     with open(sweep_dir / "summary.csv") as file:
         [best] = [row for row in csv.DictReader(file) if row["best"] == "true"]
     assert float(best["optimized_value"]) == best_value
-    assert json.loads((Path(best["directory"]) / "results.json").read_text())["optimized"]["value"] == best_value
+    results = json.loads((Path(best["directory"]) / "results.json").read_text())
+    assert results["optimized"]["value"] == best_value
 
 
 def job_configs(sweep_dir: Path) -> dict[str, dict]:
