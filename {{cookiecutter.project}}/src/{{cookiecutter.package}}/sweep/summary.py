@@ -320,6 +320,16 @@ def format_number(value: Any, digits: str = ".4g") -> str:
     return "-" if value is None else format(value, digits)
 
 
+def short_value(text: str) -> str:
+    """A swept value for people: a real number with a long tail (a search's draw) to 4 digits;
+    anything else as given. summary.csv keeps every digit."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return format(number, ".4g") if "." in text and len(text) > 8 else text
+
+
 def display_table(summary: SweepSummary, *, errors: bool = True) -> tuple[list[str], list[list[str]]]:
     """The table for people (markdown and terminal): headers and one row of text per job. With
     `errors`, a failed job's status says why."""
@@ -332,7 +342,7 @@ def display_table(summary: SweepSummary, *, errors: bool = True) -> tuple[list[s
         rows.append(
             [
                 f"{job.number} {BEST_MARK}" if job is summary.best else str(job.number),
-                *[parameters.get(key, "-") for key in summary.swept],
+                *[short_value(parameters[key]) if key in parameters else "-" for key in summary.swept],
                 format_number(job.value),
                 *[format_number(job.metric(name)) for name in metrics],
                 format_number(job.results.get("world_size"), "d"),
