@@ -12,7 +12,7 @@ import torch
 from {{ cookiecutter.package }}.data import ImageFolderDataModule
 from {{ cookiecutter.package }}.errors import ConfigurationError
 
-from conftest import write_image_folder, write_images
+from conftest import run_script, write_image_folder, write_images
 
 
 def files_of(datamodule: ImageFolderDataModule, split: str) -> list[str]:
@@ -109,6 +109,39 @@ def test_a_training_split_smaller_than_a_batch_is_refused(tmp_path):
     datamodule = ImageFolderDataModule(root=write_image_folder(tmp_path, {"ant": 5, "bee": 5}), batch_size=64)
     with pytest.raises(ConfigurationError, match=re.escape("fewer than data.batch_size=64")):
         ready(datamodule)
+
+
+@pytest.mark.slow
+def test_under_ddp_a_batch_larger_than_each_process_share_is_refused(tmp_path):
+    # 20 training images are 10 per process: a batch of 16 would give each process no step at all.
+    write_image_folder(tmp_path / "images" / "train", {"ant": 10, "bee": 10})
+    write_image_folder(tmp_path / "images" / "val", {"ant": 2, "bee": 2})
+    arguments = [f"data.root={tmp_path / 'images'}", "data.batch_size=16", "model.backbone=test_resnet"]
+    result = run_script("train.py", "data=image_folder", "trainer=ddp_sim", *arguments, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "20 images (10 on each of 2 processes), fewer than data.batch_size=16" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list((tmp_path / "logs").rglob("*.ckpt"))  # refused before the first step
+
+
+def test_a_batch_that_drops_a_large_part_of_each_epoch_is_warned_about_with_a_better_size(tmp_path, caplog):
+    # 16 training images in batches of 10: one step per epoch, 6 images (38%) never in it.
+    write_image_folder(tmp_path / "train", {"ant": 8, "bee": 8})
+    write_image_folder(tmp_path / "val", {"ant": 1, "bee": 1})
+    datamodule = ImageFolderDataModule(root=tmp_path, batch_size=10)
+    with caplog.at_level(logging.WARNING):
+        ready(datamodule)
+    assert "1 steps per epoch, and 6 images (38%) left out" in caplog.text
+    assert "data.batch_size=8 would use nearly all of them in 2 steps" in caplog.text
+
+
+def test_no_warning_when_the_dropped_remainder_is_small(tmp_path, caplog):
+    write_image_folder(tmp_path / "train", {"ant": 8, "bee": 9})  # 2 batches of 8, 1 image left out
+    write_image_folder(tmp_path / "val", {"ant": 1, "bee": 1})
+    datamodule = ImageFolderDataModule(root=tmp_path, batch_size=8)
+    with caplog.at_level(logging.WARNING):
+        ready(datamodule)
+    assert "left out" not in caplog.text
 
 
 def broken_files(root):

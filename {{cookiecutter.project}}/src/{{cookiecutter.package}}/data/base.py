@@ -29,6 +29,8 @@ AUTO_SIZE_STEP = 8
 MIN_AUTO_SIZE = 32
 # Loader workers per process when training on an accelerator, at most (each holds a copy of the dataset).
 MAX_AUTO_WORKERS = 8
+# Warn when the incomplete last batch, dropped from every epoch, is at least this part of the images.
+DROPPED_WARNING = 0.25
 WEIGHTED_SAMPLER_NEEDS_ONE_DEVICE = (
     "data.weighted_sampler=true works on one device only (under DDP each process would draw from the "
     "whole training set). Set data.weighted_sampler=false or train on one device."
@@ -239,14 +241,38 @@ class ClassificationDataModule(LightningDataModule):
             ),
             eval_transform=build_transform(self.preprocessing, False),
         )
-        too_small = len(self.datasets["train"]) < self.batch_size
-        if too_small and stage in (None, "fit"):  # testing a checkpoint needs no full training batch
-            raise ConfigurationError(
-                f"The training split has {len(self.datasets['train'])} images, fewer than "
-                f"data.batch_size={self.batch_size}; lower data.batch_size."
-            )
+        if stage in (None, "fit"):  # testing a checkpoint needs no full training batch
+            self.check_batch_size_fits(len(self.datasets["train"]))
         if self.trainer is None or self.trainer.is_global_zero:
             self.report_class_counts()
+
+    def check_batch_size_fits(self, images: int) -> None:
+        """Refuse a batch larger than each process's share of the training split (it would train on
+        nothing: incomplete batches are dropped), and warn when the dropped remainder is a large part
+        of every epoch, naming a batch size that divides the share better."""
+        processes = self.trainer.world_size if self.trainer is not None else 1
+        share = images // processes
+        on = f" on each of {processes} processes" if processes > 1 else ""
+        if share < self.batch_size:
+            raise ConfigurationError(
+                f"The training split has {images} images ({share}{on}), fewer than "
+                f"data.batch_size={self.batch_size}; lower data.batch_size (at most {share})."
+            )
+        steps, dropped = divmod(share, self.batch_size)
+        if dropped >= DROPPED_WARNING * share:
+            log.warning(
+                "data.batch_size=%d with %d training images%s: %d steps per epoch, and %d images (%.0f%%) "
+                "left out of each epoch (incomplete batches are dropped). data.batch_size=%d would use "
+                "nearly all of them in %d steps.",
+                self.batch_size,
+                share,
+                on,
+                steps,
+                dropped,
+                100 * dropped / share,
+                share // (steps + 1),
+                steps + 1,
+            )
 
     def report_class_counts(self) -> None:
         """Print the images per class and split, and warn when the training classes are imbalanced."""
