@@ -1,9 +1,14 @@
-"""Files written whole or not at all: a temporary file beside the target, then a rename."""
+"""Files written whole or not at all: a temporary file beside the target, then a rename; and the CSV
+text they often hold. Imports nothing heavy, so that light modules (the sweep summary) share it."""
 
 from __future__ import annotations
 
+import csv
+import io
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def write_atomically(path: Path, content: bytes | str) -> Path:
@@ -13,3 +18,12 @@ def write_atomically(path: Path, content: bytes | str) -> Path:
     temporary.write_bytes(content.encode() if isinstance(content, str) else content)
     os.replace(temporary, path)
     return path
+
+
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A CSV table as text: the header, then one line a row."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()

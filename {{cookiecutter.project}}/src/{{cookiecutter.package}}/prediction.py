@@ -14,8 +14,7 @@ from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 
-from .atomic import write_atomically
-from .callbacks.figures import csv_text
+from .atomic import csv_text, write_atomically
 from .data.images import READ_ERRORS, is_image_file, load_rgb, read_image_size
 from .data.transforms import build_transform
 from .errors import ConfigurationError

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
 from collections.abc import Iterable, Sequence
@@ -12,20 +11,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from ..atomic import write_atomically
+from ..atomic import csv_text, write_atomically
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
-
-
-def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def log_image(trainer: Trainer, key: str, png: bytes) -> None:

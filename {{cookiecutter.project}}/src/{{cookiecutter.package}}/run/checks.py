@@ -95,6 +95,12 @@ def check_settings(config: DictConfig) -> None:
         )
 
 
+def check_optimized_direction(direction: Any) -> None:
+    """Refuse an `optimized_direction` other than maximize or minimize (train runs and searches)."""
+    if direction not in ("maximize", "minimize"):
+        raise ConfigurationError(f"optimized_direction={direction!r}: use maximize or minimize.")
+
+
 def check_train_settings(config: DictConfig) -> None:
     """Refuse combinations of training settings that would fail late or silently train nothing."""
     unfreeze_at_epoch = config.get("finetune", {}).get("unfreeze_at_epoch")
@@ -104,9 +110,7 @@ def check_train_settings(config: DictConfig) -> None:
             f"{config.trainer.max_epochs}: the backbone would never train. Lower it, raise "
             "trainer.max_epochs, or use finetune=linear_probe."
         )
-    direction = config.get("optimized_direction", "maximize")
-    if direction not in ("maximize", "minimize"):
-        raise ConfigurationError(f"optimized_direction={direction!r}: use maximize or minimize.")
+    check_optimized_direction(config.get("optimized_direction", "maximize"))
     mixup = config.model.get("mixup") or {}
     if mixup.get("prob", 0) > 0 and config.data.batch_size % 2:
         raise ConfigurationError(

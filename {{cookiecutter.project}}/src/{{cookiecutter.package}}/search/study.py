@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from ..atomic import write_atomically
 from ..errors import ConfigurationError
-from ..run.checks import Number
+from ..run.checks import Number, check_optimized_direction
 from .space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,7 @@ def open_study(
 ) -> optuna.Study:
     """Create the study, or with a storage continue the one of that name; refuse a resumed study that
     optimises the other way."""
-    if direction not in ("maximize", "minimize"):
-        raise ConfigurationError(f"optimized_direction={direction!r}: use maximize or minimize.")
+    check_optimized_direction(direction)
     try:
         study = optuna.create_study(
             storage=storage, sampler=sampler, study_name=study_name, direction=direction, load_if_exists=True

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import math
@@ -16,7 +14,7 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
-from ..atomic import write_atomically
+from ..atomic import csv_text, write_atomically
 from ..errors import ConfigurationError
 from ..run.directory import FAILURE_FILE, RESULTS_FILE
 from .plot import figure_png, plot_file_name, sweep_figure
@@ -117,7 +115,7 @@ def summarize_sweep(sweep_dir: Path, *, show: bool = True) -> SweepSummary:
     """Write summary.csv, summary.md and summary_<metric>.png into `sweep_dir` and, with `show`, print
     the table, the best job and the failures. Raises ConfigurationError when `sweep_dir` is no sweep."""
     summary = collect_sweep(sweep_dir)
-    summary.written["csv"] = write_atomically(summary.sweep_dir / CSV_FILE, csv_text(summary))
+    summary.written["csv"] = write_atomically(summary.sweep_dir / CSV_FILE, summary_csv(summary))
     if summary.ranked:
         try:
             summary.written["plot"] = write_plot(summary)
@@ -267,7 +265,7 @@ def present_metrics(summary: SweepSummary) -> list[str]:
     return [name for name in MAIN_METRICS if any(job.metric(name) is not None for job in summary.jobs)]
 
 
-def csv_text(summary: SweepSummary) -> str:
+def summary_csv(summary: SweepSummary) -> str:
     """One row per job: its number, status, whether it is the best, each swept key, the optimized value,
     the main metrics, world size, wall time and epochs as results.json has them, the error of a failed
     job, its directory and all its overrides (ready to paste after `python train.py`)."""
@@ -287,12 +285,10 @@ def csv_text(summary: SweepSummary) -> str:
         "directory",
         "overrides",
     ]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
+    rows = []
     for job in summary.jobs:
         parameters = job.parameters
-        writer.writerow(
+        rows.append(
             [
                 job.number,
                 job.status,
@@ -309,7 +305,7 @@ def csv_text(summary: SweepSummary) -> str:
                 shlex.join(job.overrides),
             ]
         )
-    return buffer.getvalue()
+    return csv_text(header, rows)
 
 
 def blank_if_none(value: Any) -> Any:
