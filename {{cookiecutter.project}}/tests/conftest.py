@@ -49,6 +49,21 @@ def compose_config(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
     yield _compose
 
 
+def fit(config: DictConfig, *callbacks):
+    """Fit like train.py does, without loggers, with `callbacks` added; return the trainer and the model."""
+    from {{ cookiecutter.package }}.run.process import configure_process
+    from {{ cookiecutter.package }}.run.task import build_trainer, instantiate_callbacks
+    from {{ cookiecutter.package }}.training import build_datamodule_and_model
+
+    configure_process(config)
+    datamodule, model = build_datamodule_and_model(config)
+    trainer = build_trainer(
+        config, [*instantiate_callbacks(config.callbacks).values(), *callbacks], loggers=[]
+    )
+    trainer.fit(model, datamodule=datamodule)
+    return trainer, model
+
+
 def run_script(
     script: str, *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:

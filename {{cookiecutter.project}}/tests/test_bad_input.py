@@ -134,6 +134,20 @@ def test_a_refused_run_touches_nothing_in_the_directory_it_refused(tmp_path):
     assert after == before
 
 
+@pytest.mark.parametrize("checkpoints", [["epoch_000.ckpt"], ["epoch_000.ckpt", "last.ckpt"]])
+def test_a_directory_with_another_runs_checkpoints_is_refused_offering_resume_only_with_a_last_ckpt(
+    tmp_path, checkpoints
+):
+    from {{ cookiecutter.package }}.run.directory import check_output_dir_is_new
+
+    (tmp_path / "checkpoints").mkdir()
+    for name in checkpoints:
+        (tmp_path / "checkpoints" / name).write_bytes(b"")
+    with pytest.raises(ConfigurationError, match="already holds the checkpoints of another run") as refused:
+        check_output_dir_is_new(tmp_path)
+    assert ("resume=auto" in str(refused.value)) == ("last.ckpt" in checkpoints)
+
+
 def test_a_zero_learning_rate_is_warned_about(compose_config, caplog):
     train(compose_config([*FAST, "optimizer.lr=0", "trainer.max_epochs=1", "test=false"]))
     assert "optimizer.lr=0: no weight will change" in caplog.text

@@ -64,7 +64,7 @@ def test_callbacks_keep_the_best_checkpoint_by_validation_accuracy_and_the_last(
     callbacks = instantiate_callbacks(compose_config().callbacks)
     best, last, periodic = (c for c in callbacks.values() if isinstance(c, ModelCheckpoint))
     assert (best.monitor, best.mode, best.save_top_k) == ("val/acc", "max", 1)
-    assert (last.monitor, last.filename) == (None, "last")
+    assert (last.monitor, last.filename, last.min_seconds_between_writes) == (None, "last", 60)
     assert (periodic.filename, periodic._train_time_interval.total_seconds()) == ("last", 1800)
     assert callbacks["sigterm_checkpoint"].ckpt_path.endswith("checkpoints/last.ckpt")
     assert any(isinstance(c, EarlyStopping) for c in callbacks.values())

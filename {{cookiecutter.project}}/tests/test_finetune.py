@@ -23,7 +23,7 @@ from {{ cookiecutter.package }}.run.process import configure_process
 from {{ cookiecutter.package }}.run.task import build_trainer
 from {{ cookiecutter.package }}.training import build_datamodule_and_model, instantiate_callbacks, train
 
-from conftest import FAST, read_results, run_script
+from conftest import FAST, fit, read_results, run_script
 
 
 def backbone_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -44,17 +44,6 @@ def classifier_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> list[str]:
     return [name for name in before if not torch.equal(before[name], after[name])]
-
-
-def fit(config, *callbacks: Callback):
-    """Fit like train.py does, without loggers, and return the trainer and the model."""
-    configure_process(config)
-    datamodule, model = build_datamodule_and_model(config)
-    trainer = build_trainer(
-        config, [*instantiate_callbacks(config.callbacks).values(), *callbacks], loggers=[]
-    )
-    trainer.fit(model, datamodule=datamodule)
-    return trainer, model
 
 
 class RecordEpochs(Callback):

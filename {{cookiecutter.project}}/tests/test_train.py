@@ -5,13 +5,16 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+from pathlib import Path
 
 import pytest
+import torch
+from lightning.pytorch import Callback
 
 from {{ cookiecutter.package }}.errors import ConfigurationError
 from {{ cookiecutter.package }}.training import train
 
-from conftest import FAST
+from conftest import FAST, fit
 
 
 def test_fast_dev_run_on_cpu_runs_every_stage(compose_config, tmp_path):
@@ -40,8 +43,6 @@ def test_a_second_run_never_overwrites_the_results_of_the_first(compose_config, 
 
 
 def test_last_checkpoint_is_the_final_step_and_resuming_continues_the_new_schedule(compose_config, tmp_path):
-    import torch
-
     first = train(compose_config([*FAST, "test=false"]))
     assert torch.load(first["last_checkpoint"], weights_only=True)["global_step"] == 6  # 2 epochs x 3 batches
 
@@ -53,6 +54,39 @@ def test_last_checkpoint_is_the_final_step_and_resuming_continues_the_new_schedu
     assert resumed["epochs"] == 3
     # The learning rate of the third epoch follows a 3-epoch cosine, not the 2-epoch one that had ended.
     assert resumed["metrics"]["lr/backbone"] > 1e-4
+
+
+class LastCheckpointSteps(Callback):
+    """The optimizer steps that last.ckpt holds at the start of each training epoch (None: no file)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.steps: list[int | None] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        exists = self.path.exists()
+        self.steps.append(torch.load(self.path, weights_only=True)["global_step"] if exists else None)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "seen_at_epoch_starts", "final_step"),
+    [
+        # 3 epochs of 3 steps in well under a minute: only the final epoch writes last.ckpt.
+        ([], [None, None, None], 9),
+        # min_seconds_between_writes=0: every epoch, as Lightning's ModelCheckpoint does.
+        (["callbacks.last_checkpoint.min_seconds_between_writes=0"], [None, 3, 6], 9),
+        # Early stopping after the 2nd epoch makes that epoch the final one (min_delta: never improves).
+        (["callbacks.early_stopping.patience=1", "callbacks.early_stopping.min_delta=2"], [None, None], 6),
+    ],
+)
+def test_last_checkpoint_skips_epochs_within_a_minute_of_its_last_write_but_never_the_final_one(
+    compose_config, tmp_path, overrides, seen_at_epoch_starts, final_step
+):
+    config = compose_config([*FAST, "trainer.max_epochs=3", *overrides])
+    probe = LastCheckpointSteps(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    trainer, _ = fit(config, probe)
+    assert probe.steps == seen_at_epoch_starts
+    assert torch.load(probe.path, weights_only=True)["global_step"] == trainer.global_step == final_step
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from .curves import LearningCurves
 from .ema import EMAWeightAveraging
 from .feature_maps import FeatureMaps
 from .figures import RunFilesCallback
+from .last_checkpoint import LastCheckpoint
 from .preemption import CheckpointOnSigterm
 from .samples import SamplePredictions
 from .seeding import SeedEveryStep
@@ -14,6 +15,7 @@ __all__ = [
     "ConfusionMatrix",
     "EMAWeightAveraging",
     "FeatureMaps",
+    "LastCheckpoint",
     "LearningCurves",
     "PerClassMetrics",
     "RunFilesCallback",

@@ -42,10 +42,14 @@ def check_output_dir_is_new(run_dir: Path, resume_from: str | None = None) -> No
         Path(resume_from).expanduser().resolve().is_relative_to(run_dir.resolve())
     )
     if has_checkpoints(run_dir) and not resuming_here:
+        last = run_dir / CHECKPOINT_DIR / "last.ckpt"
+        fix = (
+            f"Continue that run with resume=auto (or ckpt_path={last}), or choose a new directory."
+            if last.exists()  # a run that stopped in its first minute may have only a best checkpoint
+            else "Choose a new directory."
+        )
         raise ConfigurationError(
-            f"{run_dir} already holds the checkpoints of another run, which this run would overwrite. "
-            f"Continue that run with resume=auto (or ckpt_path={run_dir / CHECKPOINT_DIR / 'last.ckpt'}), "
-            "or choose a new directory."
+            f"{run_dir} already holds the checkpoints of another run, which this run would overwrite. {fix}"
         )
 
 
