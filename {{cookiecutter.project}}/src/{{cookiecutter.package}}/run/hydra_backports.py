@@ -8,10 +8,14 @@ from hydra._internal.sources_registry import SourcesRegistry
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
 from hydra.plugins.config_source import ConfigSource
-from packaging.version import Version
 
-# The first release with every fix below; older releases get the backports.
-FIXED_IN = Version("1.4.0.dev0")
+# The first release (major, minor) with every fix below; older releases get the backports.
+FIXED_IN = (1, 4)
+
+
+def hydra_version() -> tuple[int, int]:
+    major, minor = hydra.__version__.split(".")[:2]
+    return int(major), int(minor)
 
 
 def _live_config_store(source: ConfigSource) -> ConfigStore:
@@ -31,7 +35,7 @@ def use_live_config_store() -> None:
     whole ConfigStore (the schemas of Hydra and of every plugin) over a hundred times: half the
     time `python train.py --help` took. What Hydra reads and prints stays the same.
     """
-    if Version(hydra.__version__) >= FIXED_IN:
+    if hydra_version() >= FIXED_IN:
         return
     # Hydra's plugin scan executes its core plugin modules again, which defines the source class
     # anew: patch the class the scan registered, once it has run (Hydra would run it next anyway).
