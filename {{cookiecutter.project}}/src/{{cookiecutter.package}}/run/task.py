@@ -29,6 +29,7 @@ from .distributed import (
     resume_requeued_job,
     start_child_processes_with_this_job,
 )
+from .garbage_collector import freeze_imported_objects
 from .loggers import (
     finish_loggers,
     instantiate_loggers,
@@ -95,6 +96,7 @@ class Run:
     def __init__(self, config: DictConfig) -> None:
         self.started = time.perf_counter()
         self.config = config
+        freeze_imported_objects()  # torch, Lightning, timm: imported by now, alive until exit
         send_lightning_logs_to_hydra()
         check_settings(config)
         configure_process(config)
