@@ -93,10 +93,12 @@ def report_pairs(
             f"  {name:<{width}}  median {median_seconds(measured):6.2f} s"
             f"  peak RSS median {mib(statistics.median(peaks))} (max {mib(max(peaks))})"
         )
-    ratio = median_seconds(runs) / median_seconds(baselines)
+    # The verdict reads the pairs' median: a pair's two runs share the machine's load of the moment.
+    paired = statistics.median(ratios)
     print(
-        f"  ratio of the medians {ratio:.3f} (target <= {target}: {'met' if ratio <= target else 'NOT met'});"
-        f" per pair: median {statistics.median(ratios):.3f}, min {min(ratios):.3f}, max {max(ratios):.3f}",
+        f"  ratio of the medians {median_seconds(runs) / median_seconds(baselines):.3f}; per pair: median"
+        f" {paired:.3f}, min {min(ratios):.3f}, max {max(ratios):.3f}"
+        f" (target <= {target}: {'met' if paired <= target else 'NOT met'})",
         flush=True,
     )
 

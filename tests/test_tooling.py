@@ -244,8 +244,8 @@ def test_wall_time_prints_every_figure_for_a_fresh_bake_that_is_not_installed(pr
     ):
         assert re.search(figure, output), f"{figure!r} not in:\n{output}"
     spreads = re.findall(
-        r"ratio of the medians [\d.]+ \(target <= [\d.]+: (?:met|NOT met)\); per pair: "
-        r"median [\d.]+, min [\d.]+, max [\d.]+",
+        r"ratio of the medians [\d.]+; per pair: median [\d.]+, min [\d.]+, max [\d.]+ "
+        r"\(target <= [\d.]+: (?:met|NOT met)\)",
         output,
     )
     assert len(spreads) == 2, output
