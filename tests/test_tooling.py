@@ -201,3 +201,51 @@ def test_uv_resolves_the_project_from_its_pyproject(tmp_path):
     assert {"torch", "torchvision", "timm", "hydra-core", "wandb"} <= set(locked)
     readme = (project / "README.md").read_text()
     assert "uv sync --extra dev --extra wandb" in readme
+
+
+@pytest.mark.parametrize(
+    ("script", "options"),
+    [
+        ("wall_time.py", ["--project", "--python", "--repeats", "--startup-repeats", "--plain-args"]),
+        ("logging_overhead.py", ["--project", "--python", "--repeats"]),
+    ],
+)
+def test_the_template_benchmarks_answer_help(script, options):
+    result = run([sys.executable, str(TEMPLATE_DIR / "benchmarks" / script), "--help"], TEMPLATE_DIR)
+    assert result.returncode == 0, result.stdout + result.stderr
+    usage = [option for option in options if re.search(rf"{option} [A-Z_]+\b", result.stdout)]
+    assert usage == options, result.stdout
+
+
+def test_wall_time_prints_every_figure_for_a_fresh_bake_that_is_not_installed(project):
+    # One tiny pair of each: whether the script runs and prints, not what the figures are.
+    tiny = ["model.backbone=test_resnet", "trainer.max_epochs=1", "+trainer.limit_train_batches=2"]
+    tiny += ["+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1"]
+    command = [sys.executable, str(TEMPLATE_DIR / "benchmarks" / "wall_time.py"), "--project", str(project)]
+    command += [
+        "--repeats",
+        "1",
+        "--startup-repeats",
+        "1",
+        "--plain-args=--epochs 1 --threads 1",
+        "--",
+        *tiny,
+    ]
+    result = run(command, project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = result.stdout
+    assert f"{project / 'src'} on PYTHONPATH" in output
+    for figure in (
+        r"pair 1: train\.py +[\d.]+ s \| plain +[\d.]+ s \| ratio [\d.]+",
+        r"train\.py +median +[\d.]+ s +peak RSS median \d+ MiB",
+        r"plain +median +[\d.]+ s +peak RSS median \d+ MiB",
+        r"train\.py --help +median [\d.]+ s",
+        r"pair 1: debug=fdr +[\d.]+ s \| import +[\d.]+ s \| ratio [\d.]+",
+    ):
+        assert re.search(figure, output), f"{figure!r} not in:\n{output}"
+    spreads = re.findall(
+        r"ratio of the medians [\d.]+; per pair: median [\d.]+, min [\d.]+, max [\d.]+ "
+        r"\(target <= [\d.]+: (?:met|NOT met)\)",
+        output,
+    )
+    assert len(spreads) == 2, output

@@ -12,23 +12,43 @@ of the training framework and of this project's LightningModule, not of data loa
   training step, Lightning's optimizer closure, the epoch-end metric compute and logging.
 
 Each repetition trains `--steps` batches with a new optimizer in both paths (a fit() builds one), so
-both pay AdamW's state initialisation on their first step. The Lightning figure is timed from
-`on_train_start` to `on_train_end` (every step plus the epoch's start and end); the whole
-`trainer.fit()` call, which also sets up and tears down the trainer once per run, is printed beside
-it. After a warm-up of both, the repetitions alternate (plain, lightning, plain, ...) because a shared
-machine's speed drifts, and the medians over repetitions are compared. Other work on the machine
-distorts the figures (two processes that each use every core slow each other down many times over).
+both pay AdamW's state initialisation on their first step unless `--warmup-steps` leaves the first
+steps of every run untimed. The Lightning figure is timed from `on_train_start` (or the start of the
+first timed step) to `on_train_end` (every step plus the epoch's end); the whole `trainer.fit()`
+call, which also sets up and tears down the trainer once per run, is printed beside it. After a
+warm-up of both, the repetitions alternate (plain, lightning, plain, ...) because a shared machine's
+speed drifts. Each repetition prints its lightning/plain ratio; the end prints the ratio of the
+medians and the median, min and max of the per-repetition ratios (the spread). Other work on the
+machine distorts the figures (two processes that each use every core slow each other down many times
+over).
+
+`--compile` compiles both models in place with `torch.compile` (the project's path is
+`ImageClassifier(compile=True)`, which compiles in `setup()` as `model.compile=true` does); the
+compilation happens in the untimed warm-up, and the count of compiled graphs is printed after the
+warm-up and at the end, so a recompilation inside the timed repetitions shows.
+
+On CUDA: the pre-built batches stay on the device for the whole run (their size is printed; resnet50
+at 224 px, batch 256, 30 steps: 4.6 GB in float32), so no host-to-device copy is timed. Lightning
+moves the module to the CPU and empties the CUDA cache at the end of every fit(), so before every
+run of either path the cache is emptied too and both start from the same allocator state; use
+`--warmup-steps` to keep the first steps' allocations out of the timed window. The peak memory
+allocated (`torch.cuda.max_memory_allocated`, reset before every run) is printed for each path: it
+includes the batches and the other path's model weights, and Lightning's path also holds the previous
+step's gradients during the forward pass (its closure zeroes them just before `backward`).
 
 Run it from the project's root after `pip install -e .`:
 
     python benchmarks/throughput.py
     python benchmarks/throughput.py --device cuda --precision bf16-mixed --channels-last --batch-size 256
     python benchmarks/throughput.py --backbone convnext_atto --threads 2 --repeats 5
+    python benchmarks/throughput.py --device cuda --backbone resnet50 --image-size 224 --batch-size 256 \
+        --precision bf16-mixed --channels-last --compile --warmup-steps 5 --steps 50
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import statistics
 import time
@@ -62,6 +82,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=30, help="training steps per repetition (default: 30)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repetitions of each path (default: 3)")
     parser.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=0,
+        help="steps at the start of every run left out of the timed window (default: 0)",
+    )
+    parser.add_argument(
         "--device",
         choices=("cpu", "cuda"),
         default="cuda" if torch.cuda.is_available() else "cpu",
@@ -69,6 +95,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--precision", choices=PRECISIONS, default="32-true", help="default: 32-true")
     parser.add_argument("--channels-last", action="store_true", help="channels-last model and inputs")
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile both models in place (model.compile=true)"
+    )
+    parser.add_argument("--compile-mode", default=None, help="torch.compile mode (model.compile_mode)")
+    parser.add_argument(
+        "--compile-backend", default="inductor", help="torch.compile backend (model.compile_backend)"
+    )
+    parser.add_argument(
+        "--cudnn-benchmark",
+        action="store_true",
+        help="torch.backends.cudnn.benchmark=True for both paths (+trainer.benchmark=true; train.py leaves "
+        "it at torch's default, off)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument(
         "--default-malloc",
@@ -80,6 +119,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.warmup_steps < 0 or args.warmup_steps >= args.steps:
+        parser.error("--warmup-steps must be at least 0 and less than --steps")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available")
     return args
@@ -112,13 +153,45 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def start_from_empty_cache(device: torch.device) -> None:
+    """On CUDA, free cached blocks and reset the peak-memory counter (as Lightning leaves it after a fit)."""
+    if device.type == "cuda":
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory(device: torch.device) -> int:
+    """Bytes allocated at the peak since the last `start_from_empty_cache` (0 off CUDA)."""
+    return torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
+
+
+def compiled_graphs() -> int:
+    """How many graphs torch.compile has compiled in this process so far (dynamo's own counter)."""
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]
+
+
+def is_compiled(model: torch.nn.Module) -> bool:
+    """Whether `model.compile()` has been called on `model` (nn.Module keeps the compiled call there)."""
+    return getattr(model, "_compiled_call_impl", None) is not None
+
+
+def gib(size: int) -> str:
+    return f"{size / 2**30:.2f} GiB"
+
+
 class PlainLoop:
     """The loop a user would write by hand around the same model and optimizer."""
 
-    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str) -> None:
+    def __init__(
+        self, model: torch.nn.Module, device: torch.device, precision: str, warmup_steps: int
+    ) -> None:
         self.model = model
         self.device = device
         self.precision = precision
+        self.warmup_steps = warmup_steps
 
     def autocast(self):
         if self.precision == "bf16-mixed":
@@ -126,12 +199,13 @@ class PlainLoop:
         return nullcontext()
 
     def run(self, batches: list[Batch]) -> float:
-        """Train one pass over `batches` with a new optimizer, as each fit() has; return its seconds."""
+        """Train one pass over `batches` with a new optimizer, as each fit() has; return the timed seconds."""
         optimizer = build_optimizer(parameter_groups(self.model, OPTIMIZER["weight_decay"]), **OPTIMIZER)
         self.model.train()
-        synchronize(self.device)
-        started = time.perf_counter()
-        for images, targets in batches:
+        for step, (images, targets) in enumerate(batches):
+            if step == self.warmup_steps:
+                synchronize(self.device)
+                started = time.perf_counter()
             with self.autocast():
                 logits = self.model(images)
                 loss = F.cross_entropy(logits, targets)
@@ -143,14 +217,21 @@ class PlainLoop:
 
 
 class TrainTimer(Callback):
-    """Times a fit from `on_train_start` to `on_train_end`: the steps and the epoch's start and end."""
+    """Times a fit from `on_train_start` (or the start of step `warmup_steps`) to `on_train_end`."""
 
-    def __init__(self) -> None:
+    def __init__(self, warmup_steps: int) -> None:
+        self.warmup_steps = warmup_steps
         self.started = self.seconds = 0.0
 
     def on_train_start(self, trainer, pl_module) -> None:
-        synchronize(pl_module.device)
-        self.started = time.perf_counter()
+        if self.warmup_steps == 0:
+            synchronize(pl_module.device)
+            self.started = time.perf_counter()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if self.warmup_steps > 0 and batch_idx == self.warmup_steps:
+            synchronize(pl_module.device)
+            self.started = time.perf_counter()
 
     def on_train_end(self, trainer, pl_module) -> None:
         synchronize(pl_module.device)
@@ -160,14 +241,17 @@ class TrainTimer(Callback):
 class LightningRun:
     """The project's ImageClassifier fitted by a fresh Trainer for one epoch over `batches` per run."""
 
-    def __init__(self, module: ImageClassifier, device: torch.device, precision: str) -> None:
+    def __init__(
+        self, module: ImageClassifier, device: torch.device, precision: str, warmup_steps: int
+    ) -> None:
         self.module = module
         self.device = device
         self.precision = precision
+        self.warmup_steps = warmup_steps
 
     def run(self, batches: list[Batch]) -> tuple[float, float]:
         """Fit one epoch over `batches`; return the seconds of the training loop and of the fit() call."""
-        timer = TrainTimer()
+        timer = TrainTimer(self.warmup_steps)
         trainer = Trainer(
             accelerator=self.device.type,
             devices=1,
@@ -206,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     torch.set_float32_matmul_precision("high")  # as train.py sets it (TF32 on GPUs that have it)
+    if args.cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
     malloc = "glibc defaults"
     if not args.default_malloc and keep_freed_memory_for_reuse():  # as train.py does
         malloc = "malloc keeps freed memory"
@@ -214,10 +300,15 @@ def main(argv: list[str] | None = None) -> int:
 
     preprocessing = resolve_preprocessing(args.backbone, image_size=args.image_size)
     batches = make_batches(args, preprocessing, device)
+    # The project's own speed switches, applied in ImageClassifier.setup() as in a user's run.
     module = ImageClassifier(
         args.backbone,
         CLASS_NAMES,
         preprocessing=preprocessing,
+        channels_last=args.channels_last,
+        compile=args.compile,
+        compile_mode=args.compile_mode,
+        compile_backend=args.compile_backend,
         optimizer=OPTIMIZER,
         scheduler={"sched": "none"},
     )
@@ -225,28 +316,54 @@ def main(argv: list[str] | None = None) -> int:
     model.load_state_dict(module.model.state_dict())
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     model.to(device=device, memory_format=memory_format)
-    module.to(device=device, memory_format=memory_format)
-    plain = PlainLoop(model, device, args.precision)
-    lightning = LightningRun(module, device, args.precision)
+    if args.compile:  # in place, as ImageClassifier.setup() compiles its model
+        model.compile(mode=args.compile_mode, backend=args.compile_backend)
+    module.to(device=device)
+    plain = PlainLoop(model, device, args.precision, args.warmup_steps)
+    lightning = LightningRun(module, device, args.precision, args.warmup_steps)
 
-    images_per_run = args.steps * args.batch_size
+    switches = [args.device, args.precision]
+    if args.channels_last:
+        switches.append("channels-last")
+    if args.compile:
+        switches.append(f"compiled ({args.compile_backend}, mode {args.compile_mode})")
+    if args.cudnn_benchmark:
+        switches.append("cudnn.benchmark")
     print(
-        f"{args.backbone} at {args.image_size} px, batch {args.batch_size}, {args.steps} steps x "
-        f"{args.repeats} repetitions, {args.device}, {args.precision}"
-        f"{', channels-last' if args.channels_last else ''}, {torch.get_num_threads()} CPU threads, {malloc}"
+        f"{args.backbone} at {args.image_size} px, batch {args.batch_size}, {args.steps} steps "
+        f"({args.warmup_steps} untimed) x {args.repeats} repetitions, {', '.join(switches)}, "
+        f"{torch.get_num_threads()} CPU threads, {malloc}"
     )
-    plain.run(batches)  # warm-up: allocator, kernels, optimizer state, Lightning's first-fit imports
-    lightning.run(batches)
+    if device.type == "cuda":
+        batch_bytes = sum(images.nbytes + targets.nbytes for images, targets in batches)
+        print(f"{torch.cuda.get_device_name(device)}; the pre-built batches hold {gib(batch_bytes)} on it")
+    # Warm-up: allocator, kernels, optimizer state, compilation, Lightning's first-fit imports.
+    for path in (plain, lightning):
+        start_from_empty_cache(device)
+        path.run(batches)
+    if args.compile:
+        graphs_after_warmup = compiled_graphs()
+        both = is_compiled(model) and is_compiled(module.model)
+        print(f"compiled graphs after the warm-up: {graphs_after_warmup} (both models compiled: {both})")
 
-    plain_rates, lightning_rates, fit_rates = [], [], []
+    images_per_run = (args.steps - args.warmup_steps) * args.batch_size
+    plain_rates, lightning_rates, fit_rates, ratios = [], [], [], []
+    peaks: dict[str, list[int]] = {"plain": [], "lightning": []}
     for repetition in range(1, args.repeats + 1):
+        start_from_empty_cache(device)
         plain_rates.append(images_per_run / plain.run(batches))
+        peaks["plain"].append(peak_memory(device))
+        start_from_empty_cache(device)
         loop_seconds, fit_seconds = lightning.run(batches)
+        peaks["lightning"].append(peak_memory(device))
         lightning_rates.append(images_per_run / loop_seconds)
-        fit_rates.append(images_per_run / fit_seconds)
+        fit_rates.append(args.steps * args.batch_size / fit_seconds)
+        ratios.append(lightning_rates[-1] / plain_rates[-1])
         print(
             f"  repetition {repetition}: plain {plain_rates[-1]:8.1f} img/s | lightning "
-            f"{lightning_rates[-1]:8.1f} img/s (whole fit() call {fit_rates[-1]:8.1f} img/s)"
+            f"{lightning_rates[-1]:8.1f} img/s | ratio {ratios[-1]:.3f} "
+            f"(whole fit() call {fit_rates[-1]:8.1f} img/s)",
+            flush=True,
         )
 
     plain_rate = statistics.median(plain_rates)
@@ -258,9 +375,23 @@ def main(argv: list[str] | None = None) -> int:
         f"ratio {lightning_rate / plain_rate:.3f}"
     )
     print(
+        f"lightning/plain per repetition: median {statistics.median(ratios):.3f}, "
+        f"min {min(ratios):.3f}, max {max(ratios):.3f}"
+    )
+    print(
         f"(whole trainer.fit() call, with its one-off set-up per {args.steps} steps: {fit_rate:.1f} img/s, "
         f"ratio {fit_rate / plain_rate:.3f})"
     )
+    if device.type == "cuda":
+        print(
+            f"peak GPU memory allocated (max over repetitions): plain {gib(max(peaks['plain']))} | "
+            f"lightning {gib(max(peaks['lightning']))}"
+        )
+    if args.compile:
+        recompiled = compiled_graphs() - graphs_after_warmup
+        print(
+            f"compiled graphs at the end: {compiled_graphs()} ({recompiled} compiled during the repetitions)"
+        )
     return 0
 
 
