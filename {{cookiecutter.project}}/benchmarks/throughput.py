@@ -16,11 +16,13 @@ both pay AdamW's state initialisation on their first step unless `--warmup-steps
 steps of every run untimed. The Lightning figure is timed from `on_train_start` (or the start of the
 first timed step) to `on_train_end` (every step plus the epoch's end); the whole `trainer.fit()`
 call, which also sets up and tears down the trainer once per run, is printed beside it. After a
-warm-up of both, the repetitions alternate (plain, lightning, plain, ...) because a shared machine's
-speed drifts. Each repetition prints its lightning/plain ratio; the end prints the ratio of the
-medians and the median, min and max of the per-repetition ratios (the spread). Other work on the
-machine distorts the figures (two processes that each use every core slow each other down many times
-over).
+warm-up of both, the repetitions alternate, which path goes first swapping every repetition, because
+a shared machine's speed drifts. Each repetition prints its lightning/plain ratio of throughputs and
+the ratio of the two paths' median step times (each step timed from the end of the one before, so
+Lightning's work between steps counts; a step slowed down by other work on the machine counts once);
+the end prints the ratio of the medians and the median, min and max of each per-repetition ratio (the
+spread). Other work on the machine distorts the figures (two processes that each use every core slow
+each other down many times over).
 
 `--compile` compiles both models in place with `torch.compile` (the project's path is
 `ImageClassifier(compile=True)`, which compiles in `setup()` as `model.compile=true` does); the
@@ -198,10 +200,12 @@ class PlainLoop:
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return nullcontext()
 
-    def run(self, batches: list[Batch]) -> float:
-        """Train one pass over `batches` with a new optimizer, as each fit() has; return the timed seconds."""
+    def run(self, batches: list[Batch]) -> tuple[float, list[float]]:
+        """Train one pass over `batches` with a new optimizer, as each fit() has; return the timed
+        seconds and the seconds of each timed step."""
         optimizer = build_optimizer(parameter_groups(self.model, OPTIMIZER["weight_decay"]), **OPTIMIZER)
         self.model.train()
+        step_ends: list[float] = []
         for step, (images, targets) in enumerate(batches):
             if step == self.warmup_steps:
                 synchronize(self.device)
@@ -212,16 +216,25 @@ class PlainLoop:
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        synchronize(self.device)
-        return time.perf_counter() - started
+            if step >= self.warmup_steps:
+                synchronize(self.device)
+                step_ends.append(time.perf_counter())
+        return step_ends[-1] - started, step_durations(started, step_ends)
+
+
+def step_durations(started: float, step_ends: list[float]) -> list[float]:
+    """The seconds of each step, from the times at which the steps ended."""
+    return [end - start for start, end in zip([started, *step_ends[:-1]], step_ends, strict=True)]
 
 
 class TrainTimer(Callback):
-    """Times a fit from `on_train_start` (or the start of step `warmup_steps`) to `on_train_end`."""
+    """Times a fit from `on_train_start` (or the start of step `warmup_steps`) to `on_train_end`,
+    and each timed step: from the end of the one before (Lightning's work between steps included)."""
 
     def __init__(self, warmup_steps: int) -> None:
         self.warmup_steps = warmup_steps
         self.started = self.seconds = 0.0
+        self.step_ends: list[float] = []
 
     def on_train_start(self, trainer, pl_module) -> None:
         if self.warmup_steps == 0:
@@ -233,9 +246,18 @@ class TrainTimer(Callback):
             synchronize(pl_module.device)
             self.started = time.perf_counter()
 
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if batch_idx >= self.warmup_steps:
+            synchronize(pl_module.device)
+            self.step_ends.append(time.perf_counter())
+
     def on_train_end(self, trainer, pl_module) -> None:
         synchronize(pl_module.device)
         self.seconds = time.perf_counter() - self.started
+
+    @property
+    def step_seconds(self) -> list[float]:
+        return step_durations(self.started, self.step_ends)
 
 
 class LightningRun:
@@ -249,8 +271,9 @@ class LightningRun:
         self.precision = precision
         self.warmup_steps = warmup_steps
 
-    def run(self, batches: list[Batch]) -> tuple[float, float]:
-        """Fit one epoch over `batches`; return the seconds of the training loop and of the fit() call."""
+    def run(self, batches: list[Batch]) -> tuple[float, float, list[float]]:
+        """Fit one epoch over `batches`; return the seconds of the training loop, of the fit() call and
+        of each timed step."""
         timer = TrainTimer(self.warmup_steps)
         trainer = Trainer(
             accelerator=self.device.type,
@@ -272,7 +295,7 @@ class LightningRun:
         started = time.perf_counter()
         trainer.fit(self.module, train_dataloaders=loader)
         synchronize(self.device)
-        return timer.seconds, time.perf_counter() - started
+        return timer.seconds, time.perf_counter() - started, timer.step_seconds
 
 
 def quiet_lightning() -> None:
@@ -338,31 +361,37 @@ def main(argv: list[str] | None = None) -> int:
         batch_bytes = sum(images.nbytes + targets.nbytes for images, targets in batches)
         print(f"{torch.cuda.get_device_name(device)}; the pre-built batches hold {gib(batch_bytes)} on it")
     # Warm-up: allocator, kernels, optimizer state, compilation, Lightning's first-fit imports.
-    for path in (plain, lightning):
+    for warm_up in (plain, lightning):
         start_from_empty_cache(device)
-        path.run(batches)
+        warm_up.run(batches)
     if args.compile:
         graphs_after_warmup = compiled_graphs()
         both = is_compiled(model) and is_compiled(module.model)
         print(f"compiled graphs after the warm-up: {graphs_after_warmup} (both models compiled: {both})")
 
     images_per_run = (args.steps - args.warmup_steps) * args.batch_size
-    plain_rates, lightning_rates, fit_rates, ratios = [], [], [], []
+    plain_rates, lightning_rates, fit_rates, ratios, step_ratios = [], [], [], [], []
     peaks: dict[str, list[int]] = {"plain": [], "lightning": []}
     for repetition in range(1, args.repeats + 1):
-        start_from_empty_cache(device)
-        plain_rates.append(images_per_run / plain.run(batches))
-        peaks["plain"].append(peak_memory(device))
-        start_from_empty_cache(device)
-        loop_seconds, fit_seconds = lightning.run(batches)
-        peaks["lightning"].append(peak_memory(device))
+        # Which path goes first swaps every repetition, so that a drift of the machine's speed does
+        # not always favour the same one.
+        results = {}
+        for path in ("plain", "lightning") if repetition % 2 else ("lightning", "plain"):
+            start_from_empty_cache(device)
+            results[path] = plain.run(batches) if path == "plain" else lightning.run(batches)
+            peaks[path].append(peak_memory(device))
+        plain_seconds, plain_steps = results["plain"]
+        loop_seconds, fit_seconds, lightning_steps = results["lightning"]
+        plain_rates.append(images_per_run / plain_seconds)
         lightning_rates.append(images_per_run / loop_seconds)
         fit_rates.append(args.steps * args.batch_size / fit_seconds)
         ratios.append(lightning_rates[-1] / plain_rates[-1])
+        # The typical step: a step that a burst of other work on the machine slowed down counts once.
+        step_ratios.append(statistics.median(plain_steps) / statistics.median(lightning_steps))
         print(
             f"  repetition {repetition}: plain {plain_rates[-1]:8.1f} img/s | lightning "
-            f"{lightning_rates[-1]:8.1f} img/s | ratio {ratios[-1]:.3f} "
-            f"(whole fit() call {fit_rates[-1]:8.1f} img/s)",
+            f"{lightning_rates[-1]:8.1f} img/s | ratio {ratios[-1]:.3f} | median step ratio "
+            f"{step_ratios[-1]:.3f} (whole fit() call {fit_rates[-1]:8.1f} img/s)",
             flush=True,
         )
 
@@ -377,6 +406,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"lightning/plain per repetition: median {statistics.median(ratios):.3f}, "
         f"min {min(ratios):.3f}, max {max(ratios):.3f}"
+    )
+    print(
+        f"median step time plain/lightning per repetition: median {statistics.median(step_ratios):.3f}, "
+        f"min {min(step_ratios):.3f}, max {max(step_ratios):.3f}"
     )
     print(
         f"(whole trainer.fit() call, with its one-off set-up per {args.steps} steps: {fit_rate:.1f} img/s, "
