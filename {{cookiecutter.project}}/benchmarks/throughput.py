@@ -205,11 +205,12 @@ class PlainLoop:
         seconds and the seconds of each timed step."""
         optimizer = build_optimizer(parameter_groups(self.model, OPTIMIZER["weight_decay"]), **OPTIMIZER)
         self.model.train()
-        step_ends: list[float] = []
+        clock = StepClock(self.device)
         for step, (images, targets) in enumerate(batches):
             if step == self.warmup_steps:
                 synchronize(self.device)
                 started = time.perf_counter()
+                clock.mark()
             with self.autocast():
                 logits = self.model(images)
                 loss = F.cross_entropy(logits, targets)
@@ -217,14 +218,34 @@ class PlainLoop:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             if step >= self.warmup_steps:
-                synchronize(self.device)
-                step_ends.append(time.perf_counter())
-        return step_ends[-1] - started, step_durations(started, step_ends)
+                clock.mark()
+        synchronize(self.device)
+        return time.perf_counter() - started, clock.step_seconds()
 
 
-def step_durations(started: float, step_ends: list[float]) -> list[float]:
-    """The seconds of each step, from the times at which the steps ended."""
-    return [end - start for start, end in zip([started, *step_ends[:-1]], step_ends, strict=True)]
+class StepClock:
+    """When each timed step ended, without making a GPU wait for the host after every step (which
+    would stop it queueing work ahead): CUDA events on a GPU, the host's clock on a CPU."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.marks: list = []
+
+    def mark(self) -> None:
+        """Mark the start of the first timed step, then the end of each."""
+        if self.device.type == "cuda":
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self.marks.append(event)
+        else:
+            self.marks.append(time.perf_counter())
+
+    def step_seconds(self) -> list[float]:
+        """The seconds of each step; on a GPU, call it once the device is synchronised."""
+        pairs = zip(self.marks[:-1], self.marks[1:], strict=True)
+        if self.device.type == "cuda":
+            return [start.elapsed_time(end) / 1000 for start, end in pairs]  # milliseconds
+        return [end - start for start, end in pairs]
 
 
 class TrainTimer(Callback):
@@ -234,30 +255,29 @@ class TrainTimer(Callback):
     def __init__(self, warmup_steps: int) -> None:
         self.warmup_steps = warmup_steps
         self.started = self.seconds = 0.0
-        self.step_ends: list[float] = []
+        self.clock: StepClock | None = None
+
+    def start(self, device: torch.device) -> None:
+        synchronize(device)
+        self.started = time.perf_counter()
+        self.clock = StepClock(device)
+        self.clock.mark()
 
     def on_train_start(self, trainer, pl_module) -> None:
         if self.warmup_steps == 0:
-            synchronize(pl_module.device)
-            self.started = time.perf_counter()
+            self.start(pl_module.device)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         if self.warmup_steps > 0 and batch_idx == self.warmup_steps:
-            synchronize(pl_module.device)
-            self.started = time.perf_counter()
+            self.start(pl_module.device)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if batch_idx >= self.warmup_steps:
-            synchronize(pl_module.device)
-            self.step_ends.append(time.perf_counter())
+            self.clock.mark()
 
     def on_train_end(self, trainer, pl_module) -> None:
         synchronize(pl_module.device)
         self.seconds = time.perf_counter() - self.started
-
-    @property
-    def step_seconds(self) -> list[float]:
-        return step_durations(self.started, self.step_ends)
 
 
 class LightningRun:
@@ -295,7 +315,7 @@ class LightningRun:
         started = time.perf_counter()
         trainer.fit(self.module, train_dataloaders=loader)
         synchronize(self.device)
-        return timer.seconds, time.perf_counter() - started, timer.step_seconds
+        return timer.seconds, time.perf_counter() - started, timer.clock.step_seconds()
 
 
 def quiet_lightning() -> None:
