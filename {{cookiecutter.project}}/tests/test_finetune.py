@@ -235,6 +235,14 @@ def test_layer_decay_applies_with_every_scheduler(compose_config, schedule):
     assert max(rates.values()) == pytest.approx(2.0e-3)  # optimizer.lr, for the classifier
 
 
+def test_layer_decay_trains_with_an_optimizer_without_weight_decay(compose_config, tmp_path):
+    # optimizer=adam has weight_decay 0; the learning-rate monitor needs one name per parameter group.
+    train(compose_config([*FAST, "logger=csv", "optimizer=adam", "finetune=layer_decay", "test=false"]))
+    with open(tmp_path / "run" / "csv" / "metrics.csv", newline="") as file:
+        columns = next(csv.reader(file))
+    assert len([column for column in columns if column.startswith("lr/backbone/layer_")]) >= 4
+
+
 def test_bad_finetune_settings_are_refused_with_the_fix(compose_config):
     with pytest.raises(ConfigurationError, match=r"finetune.unfreeze_at_epoch=5 >= trainer.max_epochs=2"):
         train(compose_config([*FAST, "finetune=freeze_unfreeze", "finetune.unfreeze_at_epoch=5"]))

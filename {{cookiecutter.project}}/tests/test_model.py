@@ -55,6 +55,21 @@ def test_norm_and_bias_parameters_get_no_weight_decay():
     assert sorted(grouped) == sorted(names)
 
 
+@pytest.mark.parametrize("layer_decay", [None, 0.75])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05])
+def test_parameter_groups_have_one_name_each_and_hold_every_parameter_once(weight_decay, layer_decay):
+    # The learning-rate monitor refuses two groups of one name: optimizer=adam has weight_decay 0,
+    # for which timm still returns a decay and a no-decay group per layer.
+    model = timm.create_model("test_resnet", num_classes=10)
+    groups = parameter_groups(model, weight_decay=weight_decay, layer_decay=layer_decay)
+    names = [group["name"] for group in groups]
+    assert len(names) == len(set(names)), names
+    grouped = [id(p) for group in groups for p in group["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in model.parameters())
+    if layer_decay is not None:  # still one rate per layer
+        assert len({group["lr_scale"] for group in groups}) >= 4
+
+
 def test_unknown_optimizer_and_schedule_options_are_named():
     model = timm.create_model("test_resnet", num_classes=10)
     with pytest.raises(ConfigurationError, match="adamx"):

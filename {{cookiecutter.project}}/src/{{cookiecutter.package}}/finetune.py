@@ -105,21 +105,27 @@ def parameter_groups(
     layer_names = _group_labels(groups, by_layer)
     classifier_names = classifier_parameter_names(model)
     classifier = {id(p) for name, p in model.named_parameters() if name in classifier_names}
-    split: list[dict[str, Any]] = []
+    split: dict[str, dict[str, Any]] = {}
     for group, label in zip(groups, layer_names, strict=True):
         scale = group.get("lr_scale", 1.0)
         for part, factor in (("head", 1.0), ("backbone", backbone_lr_scale)):
             params = [p for p in group["params"] if (id(p) in classifier) == (part == "head")]
-            if params:
-                split.append(
-                    {
-                        "params": params,
-                        "weight_decay": group["weight_decay"],
-                        "lr_scale": scale * factor,
-                        "name": f"{part}{label}" + ("" if group["weight_decay"] else "_no_decay"),
-                    }
-                )
-    return split
+            if not params:
+                continue
+            name = f"{part}{label}" + ("" if group["weight_decay"] else "_no_decay")
+            if name in split:
+                # timm keeps a layer's decay and no-decay groups apart even when weight_decay is 0
+                # (optimizer=adam); with equal settings they are one group, and the learning-rate
+                # monitor refuses two groups of one name.
+                split[name]["params"].extend(params)
+                continue
+            split[name] = {
+                "params": params,
+                "weight_decay": group["weight_decay"],
+                "lr_scale": scale * factor,
+                "name": name,
+            }
+    return list(split.values())
 
 
 def _group_labels(groups: list[dict[str, Any]], by_layer: bool) -> list[str]:
