@@ -336,6 +336,22 @@ def test_drop_rates_reach_the_timm_model():
     assert rates and max(rates) == pytest.approx(0.2)
 
 
+@pytest.mark.parametrize("backbone", ["test_resnet", "test_convnext", "test_vit"])
+def test_a_frozen_backbone_computes_fixed_features_but_keeps_the_dropout_before_the_classifier(backbone):
+    # timm applies drop_rate as a function (ResNet), as a module inside `head` (ConvNeXt's head.drop)
+    # or as a top-level `head_drop` (ViT).
+    linear_probe = {
+        "name": "linear_probe", "unfreeze_at_epoch": None, "backbone_lr_scale": 1.0, "layer_decay": None
+    }  # fmt: skip
+    model = ImageClassifier(
+        backbone, class_names=["a", "b"], drop_rate=0.5, drop_path_rate=0.5, finetune=linear_probe
+    ).train()
+    images = torch.randn(8, 3, 160, 160)  # test_vit's input size
+    with torch.no_grad():
+        assert torch.equal(model.model.forward_features(images), model.model.forward_features(images))
+        assert not torch.equal(model(images), model(images))
+
+
 def test_ema_validates_saves_and_tests_the_averaged_weights(compose_config, tmp_path):
     overrides = [
         "ema=enabled",

@@ -65,9 +65,23 @@ def backbone_parameters(model: nn.Module) -> Iterator[nn.Parameter]:
 
 
 def backbone_modules(model: nn.Module) -> Iterator[nn.Module]:
-    """Every submodule outside the classifier (the model itself excluded, so head dropout still works)."""
-    classifier = {id(module) for module in model.get_classifier().modules()}
-    return (module for module in model.modules() if module is not model and id(module) not in classifier)
+    """Every submodule that computes the features the classifier sees, which a frozen backbone runs in
+    eval mode: all but the classifier and the dropout before it (`model.drop_rate`).
+
+    timm models apply that dropout in their head: as a function of the model's own training flag
+    (ResNet, EfficientNet: the model itself is excluded), or as a Dropout module in the top-level
+    module that holds the classifier (ConvNeXt's `head.drop`) or in a top-level `head_drop` (ViT).
+    """
+    classifier = model.get_classifier()
+    head_side = [
+        child
+        for name, child in model.named_children()
+        if name.startswith("head") or any(module is classifier for module in child.modules())
+    ]
+    keep = {id(module) for module in classifier.modules()} | {
+        id(module) for child in head_side for module in child.modules() if isinstance(module, nn.Dropout)
+    }
+    return (module for module in model.modules() if module is not model and id(module) not in keep)
 
 
 def parameter_groups(

@@ -178,9 +178,10 @@ class ImageClassifier(LightningModule):
     def train(self, mode: bool = True):
         super().train(mode)
         if mode and self.backbone_frozen:
-            # A frozen backbone keeps its batch-norm statistics and runs without dropout/drop-path.
+            # A frozen backbone keeps its batch-norm statistics and runs without its dropout and
+            # drop-path; the dropout before the classifier (drop_rate) still applies.
             for module in backbone_modules(self.model):
-                module.eval()
+                module.training = False  # not eval(), which would reach the head's dropout inside `head`
         return self
 
     def on_train_epoch_start(self) -> None:
