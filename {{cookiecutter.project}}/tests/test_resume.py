@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import signal
@@ -12,8 +13,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch import Callback
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from {{ cookiecutter.package }}.training import train
+from {{ cookiecutter.package }}.run.process import configure_process
+from {{ cookiecutter.package }}.run.task import build_trainer, instantiate_callbacks
+from {{ cookiecutter.package }}.training import build_datamodule_and_model, train
 
 from conftest import FAST, PROJECT_ROOT, read_results, write_image_folder
 
@@ -76,6 +81,97 @@ def test_the_resume_test_can_tell_runs_apart(compose_config, tmp_path):
     config.paths.output_dir = str(tmp_path / "other")
     with pytest.raises(AssertionError):
         assert_same_training(first, train(config))
+
+
+class Interrupt(Callback):
+    """At one batch of one stage ("train" or "validate") and epoch, does `action(trainer)`; records
+    every validation's val/loss by epoch. (Plain callbacks run before checkpoint callbacks.)"""
+
+    def __init__(self, stage: str = "", epoch: int = -1, batch: int = -1, action=None) -> None:
+        self.at, self.action = (stage, epoch, batch), action
+        self.val_losses: dict[int, float] = {}
+
+    def _maybe(self, trainer, stage: str, batch_idx: int) -> None:
+        if (stage, trainer.current_epoch, batch_idx) == self.at and not trainer.sanity_checking:
+            self.action(trainer)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._maybe(trainer, "train", batch_idx)
+
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
+        self._maybe(trainer, "validate", batch_idx)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self.val_losses[trainer.current_epoch] = trainer.callback_metrics["val/loss"].item()
+
+
+def send_sigterm(trainer) -> None:
+    """As a cluster does before preempting the job (Lightning's handler notes it, training goes on)."""
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def fit_in(config, output_dir: Path, callback: Interrupt, ckpt_path: Path | None = None) -> torch.nn.Module:
+    """Fit like train.py, in `output_dir`; return the model (also when a SIGTERM stopped the fit)."""
+    config.paths.output_dir = str(output_dir)
+    configure_process(config)
+    datamodule, model = build_datamodule_and_model(config)
+    callbacks = [*instantiate_callbacks(config.callbacks).values(), callback]
+    trainer = build_trainer(config, callbacks, loggers=[])
+    with contextlib.suppress(SIGTERMException, SystemExit):  # Lightning exits with status 1 after SIGTERM
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    return model
+
+
+def max_difference(first: torch.nn.Module, second: torch.nn.Module) -> float:
+    return max(
+        (a - b).abs().max().item()
+        for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True)
+    )
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "sigterm inside an accumulation window",
+        "sigterm during validation with ema",
+        "periodic write due mid-window",
+    ],
+)
+def test_a_stop_where_a_checkpoint_would_not_resume_exactly_waits_for_one_that_does(
+    compose_config, tmp_path, case
+):
+    overrides = [*RESUMABLE, "test=false", "callbacks.early_stopping=null"]
+    if case == "sigterm during validation with ema":
+        overrides += ["ema=enabled", "callbacks.ema.update_starting_at_step=0", "callbacks.ema.decay=0.5"]
+        stop = Interrupt("validate", 0, 0, send_sigterm)  # the first of 2 validation batches
+    elif case == "sigterm inside an accumulation window":
+        overrides += ["trainer.accumulate_grad_batches=2"]
+        stop = Interrupt("train", 1, 2, send_sigterm)  # batches 2-3 of 6 make one optimizer step
+    else:
+        overrides += ["trainer.accumulate_grad_batches=2", "callbacks.periodic_checkpoint.filename=periodic"]
+
+        def thirty_minutes_pass(trainer) -> None:
+            [periodic] = [c for c in trainer.checkpoint_callbacks if getattr(c, "filename", "") == "periodic"]
+            periodic._last_time_checked -= 3600  # its 30-minute interval has passed
+
+        stop = Interrupt("train", 1, 2, thirty_minutes_pass)
+    uninterrupted, record = Interrupt(), Interrupt()
+    expected = fit_in(compose_config(overrides), tmp_path / "uninterrupted", uninterrupted)
+    fit_in(compose_config(overrides), tmp_path / "stopped", stop)
+    last = tmp_path / "stopped" / "checkpoints" / "last.ckpt"
+    if case == "periodic write due mid-window":  # resume from the periodic write, not the final one
+        last = tmp_path / "stopped" / "checkpoints" / "periodic.ckpt"
+    resumed = fit_in(compose_config(overrides), tmp_path / "resumed", record, ckpt_path=last)
+    assert max_difference(expected, resumed) <= 1e-6
+    # Every epoch validated once, on all its batches, with the same weights as in the uninterrupted run.
+    assert record.val_losses == pytest.approx(
+        {epoch: loss for epoch, loss in uninterrupted.val_losses.items() if epoch in record.val_losses},
+        abs=1e-6,
+    )
+    assert min(record.val_losses) == torch.load(last, weights_only=True)["epoch"]
 
 
 def start_training(cwd: Path, *overrides: str) -> subprocess.Popen:

@@ -5,7 +5,7 @@ from .curves import LearningCurves
 from .ema import EMAWeightAveraging
 from .feature_maps import FeatureMaps
 from .figures import RunFilesCallback
-from .last_checkpoint import LastCheckpoint
+from .last_checkpoint import LastCheckpoint, PeriodicCheckpoint
 from .preemption import CheckpointOnSigterm
 from .samples import SamplePredictions
 from .seeding import SeedEveryStep
@@ -18,6 +18,7 @@ __all__ = [
     "LastCheckpoint",
     "LearningCurves",
     "PerClassMetrics",
+    "PeriodicCheckpoint",
     "RunFilesCallback",
     "SamplePredictions",
     "SeedEveryStep",

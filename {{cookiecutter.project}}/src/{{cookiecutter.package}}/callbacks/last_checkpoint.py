@@ -1,11 +1,15 @@
-"""last.ckpt at the end of training epochs, at most about once a minute, and always after the last one."""
+"""last.ckpt: at the end of training epochs, at most about once a minute, and always after the last
+one; and during long epochs, only between optimizer steps."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
+
+from .preemption import accumulating
 
 
 class LastCheckpoint(ModelCheckpoint):
@@ -45,3 +49,16 @@ class LastCheckpoint(ModelCheckpoint):
         waited = time.monotonic() - self._last_write >= self.min_seconds_between_writes
         # Every process must take the same decision (saving is collective) and their clocks differ.
         return bool(trainer.strategy.broadcast(final or waited))
+
+
+class PeriodicCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint for writes during an epoch (train_time_interval or
+    every_n_train_steps), taken only after an optimizer step: inside a gradient-accumulation window
+    the gradients summed so far are not in a checkpoint, so one written there would not resume
+    exactly (a write that falls due there waits for the window's step)."""
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if not accumulating(trainer):
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
