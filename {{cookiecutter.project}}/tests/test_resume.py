@@ -174,6 +174,33 @@ def test_a_stop_where_a_checkpoint_would_not_resume_exactly_waits_for_one_that_d
     assert min(record.val_losses) == torch.load(last, weights_only=True)["epoch"]
 
 
+class BestSoFar(Callback):
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.score, self.path = (
+            trainer.checkpoint_callback.best_model_score,
+            trainer.checkpoint_callback.best_model_path,
+        )
+
+
+def test_a_run_continued_in_a_new_directory_keeps_the_best_epoch_so_far_without_touching_the_first_run(
+    compose_config, tmp_path
+):
+    overrides = [*RESUMABLE, *EVERY_2_STEPS, "test=false", "callbacks.early_stopping=null"]
+    first = train(compose_config(overrides))
+    checkpoints = Path(first["output_dir"]) / "checkpoints"
+    mid_epoch = checkpoints / "step_14.ckpt"  # epoch 2, after the validations of epochs 0 and 1
+    state = torch.load(mid_epoch, weights_only=True)["callbacks"]
+    [saved] = [s for s in state.values() if s.get("monitor") == "val/acc"]
+    files_before = {path.name: path.stat().st_mtime_ns for path in checkpoints.iterdir()}
+
+    best_so_far = BestSoFar()
+    fit_in(compose_config(overrides), tmp_path / "continued", best_so_far, ckpt_path=mid_epoch)
+    assert best_so_far.score == saved["best_model_score"]
+    assert Path(best_so_far.path).parent == tmp_path / "continued" / "checkpoints"
+    assert Path(best_so_far.path).name == Path(saved["best_model_path"]).name
+    assert {path.name: path.stat().st_mtime_ns for path in checkpoints.iterdir()} == files_before
+
+
 def start_training(cwd: Path, *overrides: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, str(PROJECT_ROOT / "train.py"), *overrides],

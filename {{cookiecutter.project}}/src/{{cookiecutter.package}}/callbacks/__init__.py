@@ -1,5 +1,6 @@
 """Lightning callbacks of this project, configured in configs/callbacks and configs/ema."""
 
+from .best_checkpoint import BestCheckpoint
 from .confusion import ConfusionMatrix, PerClassMetrics
 from .curves import LearningCurves
 from .ema import EMAWeightAveraging
@@ -11,6 +12,7 @@ from .samples import SamplePredictions
 from .seeding import SeedEveryStep
 
 __all__ = [
+    "BestCheckpoint",
     "CheckpointOnSigterm",
     "ConfusionMatrix",
     "EMAWeightAveraging",
