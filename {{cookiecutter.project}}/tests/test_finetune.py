@@ -352,6 +352,26 @@ def test_a_frozen_backbone_computes_fixed_features_but_keeps_the_dropout_before_
         assert not torch.equal(model(images), model(images))
 
 
+def test_ema_stands_for_the_live_weights_until_it_starts_averaging(compose_config, tmp_path):
+    # Averaging starts after this 6-step run: validation, checkpoints, the test and the final weights
+    # are those of the same run without EMA, not those of the untrained model.
+    runs = {}
+    for name, overrides in {
+        "ema": ["ema=enabled", "callbacks.ema.update_starting_at_step=100"],
+        "none": [],
+    }.items():
+        config = compose_config([*FAST, "logger=csv", *overrides])
+        config.paths.output_dir = str(tmp_path / name)
+        runs[name] = train(config)
+    for key in ("val/loss", "val/acc", "test/loss", "test/acc"):
+        assert runs["ema"]["metrics"][key] == runs["none"]["metrics"][key], key
+    final = {
+        name: torch.load(run["last_checkpoint"], weights_only=True)["state_dict"]
+        for name, run in runs.items()
+    }
+    assert all(torch.equal(final["ema"][name], final["none"][name]) for name in final["none"])
+
+
 def test_ema_validates_saves_and_tests_the_averaged_weights(compose_config, tmp_path):
     overrides = [
         "ema=enabled",
