@@ -72,3 +72,16 @@ def test_data_report_prints_counts_and_sizes_and_saves_a_sample_grid(tmp_path):
     assert str(grid_path) in result.stdout
     with Image.open(grid_path) as grid:
         assert grid.height == 2 * (96 + 2)  # one row per class, tiles enlarged to 96 px
+
+
+def test_data_report_resolves_the_input_size_as_training_does(compose_config, tmp_path):
+    from {{ cookiecutter.package }}.data.report import datamodule_as_trained
+    from {{ cookiecutter.package }}.training import build_datamodule_and_model
+
+    # data.image_size=null: from scratch, a backbone that takes any size follows the data (32 px
+    # images), not the backbone's native 160 px.
+    root = write_image_folder(tmp_path / "images", {"ant": 6, "bee": 9}, size=(32, 32))
+    config = compose_config(["model.backbone=test_resnet", "data=image_folder", f"data.root={root}"])
+    trained, _ = build_datamodule_and_model(config)
+    assert trained.preprocessing["input_size"] == [3, 32, 32]
+    assert datamodule_as_trained(config).preprocessing == trained.preprocessing

@@ -16,7 +16,7 @@ from .callbacks import CheckpointOnSigterm, SeedEveryStep
 from .data import ClassificationDataModule
 from .errors import ConfigurationError, instantiate_checked
 from .models import ImageClassifier
-from .models.backbone import check_backbone_name
+from .models.backbone import check_backbone_name, trains_from_scratch
 from .run.checkpoints import check_resumable
 from .run.checks import check_train_settings, check_trainer_settings
 from .run.directory import metrics_as_floats
@@ -48,12 +48,11 @@ def build_datamodule_and_model(config: DictConfig) -> tuple[ClassificationDataMo
         _convert_="all",
     )
     # From scratch, a model that takes any input size gets the data's (data.image_size=null).
-    from_scratch = not (config.model.get("pretrained") or config.model.get("weights"))
     fixed_input_size = bool(getattr(model.model, "pretrained_cfg", {}).get("fixed_input_size", False))
     model.use_preprocessing(
         datamodule.resolve_preprocessing(
             resolve_model_data_config(model.model),
-            from_scratch=from_scratch,
+            from_scratch=trains_from_scratch(config.model),
             fixed_input_size=fixed_input_size,
         )
     )

@@ -17,12 +17,14 @@ from pathlib import Path
 import numpy as np
 import rich
 import rich.console
+import timm
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import DictConfig, open_dict
 from PIL import Image, ImageDraw
 
 from ..errors import ConfigurationError, instantiate_checked
+from ..models.backbone import check_backbone_name, trains_from_scratch
 from ..run.command import run_command
 from .base import ClassificationDataModule
 from .summary import size_statistics_table
@@ -88,11 +90,24 @@ def sample_grid(datamodule: ClassificationDataModule) -> Image.Image:
     return grid
 
 
+def datamodule_as_trained(config: DictConfig) -> ClassificationDataModule:
+    """The data module with the preprocessing train.py would resolve for it (input size included),
+    from the backbone's name rather than a built model."""
+    datamodule: ClassificationDataModule = instantiate_checked(config.data)
+    check_backbone_name(config.model.backbone)
+    pretrained_cfg = timm.models.get_pretrained_cfg(config.model.backbone)
+    datamodule.resolve_preprocessing(
+        config.model.backbone,
+        from_scratch=trains_from_scratch(config.model),
+        fixed_input_size=bool(getattr(pretrained_cfg, "fixed_input_size", False)),
+    )
+    return datamodule
+
+
 def report(overrides: list[str]) -> Path:
     """Print the tables and save samples.png for the data the overrides select; return the PNG's path."""
     config = compose_config(overrides)
-    datamodule: ClassificationDataModule = instantiate_checked(config.data)
-    datamodule.resolve_preprocessing(config.model.backbone)
+    datamodule = datamodule_as_trained(config)
     datamodule.batch_size = 1  # the report needs no full batch
     datamodule.setup("fit")  # prints the images per class and split
     rich.print(size_statistics_table({split: image_sizes(d) for split, d in datamodule.datasets.items()}))

@@ -38,6 +38,11 @@ def check_backbone_name(name: str) -> None:
     )
 
 
+def trains_from_scratch(model_config: Any) -> bool:
+    """Whether a model config (configs/model) starts from random weights: not pretrained, no weights file."""
+    return not (model_config.get("pretrained") or model_config.get("weights"))
+
+
 def create_backbone(
     name: str,
     num_classes: int,
