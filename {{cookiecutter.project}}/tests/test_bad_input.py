@@ -172,3 +172,19 @@ def test_a_bad_value_fails_only_its_own_sweep_job(tmp_path):
     failure = (sweep / "0" / "failure.json").read_text()
     assert "optimizer.lr=-1 must be at least 0" in failure and '"user_error": true' in failure
     assert "optimizer.lr=-1 must be at least 0" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("message", "hinted"),
+    [
+        ("output_dir='x' already holds an export", False),  # "output" holds "tpu"
+        ("CUDA is not available on this machine", True),
+        ("trainer.devices=2 but the machine has 1 GPU", True),
+    ],
+)
+def test_only_errors_about_devices_end_with_the_trainer_preset_hint(capsys, message, hinted):
+    from {{ cookiecutter.package }}.run.command import exit_with_message
+
+    with pytest.raises(SystemExit):
+        exit_with_message(ConfigurationError(message))
+    assert ("Check that the trainer preset fits this machine" in capsys.readouterr().err) == hinted

@@ -97,11 +97,17 @@ def test_images_are_shown_as_the_user_sees_them_before_normalisation():
     assert np.abs(shown.astype(int) - (image.permute(0, 2, 3, 1).numpy() * 255).round()).max() <= 1
 
 
-def test_a_run_writes_its_plots_and_the_test_matrix_matches_the_best_checkpoint(compose_config, tmp_path):
+def test_a_run_writes_its_plots_and_the_test_matrix_matches_the_best_checkpoint(
+    compose_config, tmp_path, capsys
+):
     pytest.importorskip("tensorboard")
     results = train(
         compose_config([*WHOLE_TEST, "logger=[csv,tensorboard]", "logger.tensorboard.log_graph=true"])
     )
+    # The closing summary names each logger's directory.
+    printed = capsys.readouterr().out
+    for kind in ("csv", "tensorboard"):
+        assert re.search(rf"logs \({kind}\) +{re.escape(str(tmp_path / 'run' / kind))}", printed), printed
     plots = tmp_path / "run" / "plots"
     assert {path.name for path in plots.iterdir()} == PLOTS  # and no temporary file left behind
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,16 @@ def test_an_existing_output_file_is_never_overwritten(trained, compose_config, t
         compose_config, trained["checkpoint"], f"inputs={trained['root'] / 'test'}", f"output={output}"
     )
     with pytest.raises(ConfigurationError, match="exists already"):
+        predict(config)
+    assert output.read_text() == "keep me\n"
+    # Nor is a file taken for a folder.
+    config = predict_config(
+        compose_config,
+        trained["checkpoint"],
+        f"inputs={trained['root'] / 'test'}",
+        f"output={output / 'predictions.csv'}",
+    )
+    with pytest.raises(ConfigurationError, match=re.escape(f"{str(output)!r} is a file, not a folder")):
         predict(config)
     assert output.read_text() == "keep me\n"
 

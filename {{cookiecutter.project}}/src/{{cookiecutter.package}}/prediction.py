@@ -110,6 +110,11 @@ def output_path(config: DictConfig) -> Path:
         )
     if output.exists():
         raise ConfigurationError(f"output={str(output)!r} exists already; choose a new file.")
+    existing = next(parent for parent in output.absolute().parents if parent.exists())
+    if not existing.is_dir():
+        raise ConfigurationError(
+            f"output={str(output)!r}: {str(existing)!r} is a file, not a folder; choose another output."
+        )
     return output
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import warnings
 from collections.abc import Callable
@@ -10,13 +11,14 @@ from typing import Any, NoReturn
 
 from ..errors import user_error
 
-HARDWARE_WORDS = ("gpu", "cuda", "mps", "accelerator", "tpu")
+# Whole words only: "output" holds "tpu".
+HARDWARE_WORDS = re.compile(r"\b(gpus?|cuda|mps|accelerators?|tpus?)\b", re.IGNORECASE)
 
 
 def exit_with_message(error: BaseException) -> NoReturn:
-    """Print `error` as one line on stderr and exit with status 1."""
+    """Print `error` as one line on stderr and exit with status 1; errors about devices get a hint."""
     hint = ""
-    if any(word in str(error).lower() for word in HARDWARE_WORDS):
+    if HARDWARE_WORDS.search(str(error)):
         hint = " Check that the trainer preset fits this machine (trainer=cpu, gpu, ddp, ddp_sim or mps)."
     print(f"Error: {error}{hint}", file=sys.stderr)
     sys.exit(1)

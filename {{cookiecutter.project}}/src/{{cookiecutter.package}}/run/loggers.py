@@ -130,13 +130,16 @@ def finish_loggers(loggers: list[Logger]) -> None:
                 wandb.finish()
 
 
-def logger_directories(loggers: list[Logger]) -> list[str]:
-    """Return where each logger writes its files."""
-    directories = []
+def logger_directories(loggers: list[Logger]) -> dict[str, str]:
+    """Where each logger writes its files, labelled "logs", or "logs (csv)" etc. for several."""
+    directories = {}
     for logger in loggers:
         directory = getattr(logger, "log_dir", None) or logger.save_dir
         if directory:
-            directories.append(str(directory))
+            kind = type(logger).__name__.removesuffix("Logger").lower()
+            directories[f"logs ({kind})"] = str(directory)
+    if len(directories) == 1:
+        return {"logs": next(iter(directories.values()))}
     return directories
 
 

@@ -163,7 +163,7 @@ class Run:
                     "run directory": self.output_dir,
                     **paths,
                     **{label: path for callback in files for label, path in callback.written.items()},
-                    "logs": ", ".join(logger_directories(self.loggers)),
+                    **logger_directories(self.loggers),
                     "config": self.output_dir / "config.yaml",
                     "results": results_path,
                 },
