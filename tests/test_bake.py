@@ -127,6 +127,18 @@ def test_dependencies_follow_the_chosen_logger_and_python(baked):
     assert {"logger": logger} in train_config["defaults"]
 
 
+def test_readme_describes_the_chosen_default_logger(baked):
+    answers, project = baked
+    logger = answers.get("logger", "csv")
+    readme = (project / "README.md").read_text()
+    assert f"This project logs with `{logger}` unless told otherwise" in readme
+    # The closing summary of its sample run shows that logger's directory.
+    [logs] = [line.split()[-1] for line in readme.splitlines() if line.startswith("  logs ")]
+    assert logs.endswith({"csv": "/csv", "tensorboard": "/tensorboard", "wandb": "031481"}[logger])
+    # Only a logger left out of the core dependencies is said to need an extra.
+    assert ("`tensorboard` needs `pip install -e '.[tensorboard]'`" in readme) == (logger != "tensorboard")
+
+
 @pytest.mark.parametrize(
     ("answers", "message"),
     [
