@@ -79,6 +79,13 @@ BAD_INPUTS = [
     ("train.py", ["ckpt_path={last}", "model.backbone=test_vit"], "was trained with backbone 'test_resnet'"),
     ("train.py", ["ckpt_path={last}", "data.classes=[0,1,2]"], "was trained with class_names"),
     ("train.py", ["resume=yes"], "resume='yes': use resume=auto"),
+    (
+        "train.py",
+        ["+optimiser=sgd"],
+        "+optimiser=sgd: train.yaml has no setting 'optimiser', so it would be added and never used; "
+        "did you mean 'optimizer'?",
+    ),
+    ("eval.py", ["ckpt_path={last}", "++seeds=3"], "++seeds=3: eval.yaml has no setting 'seeds'"),
     ("train.py", ["paths.log_dir={state_dict}/logs"], "Cannot write the run directory"),
     ("eval.py", [], "ckpt_path is not set (??? in the config); add ckpt_path=... to the command"),
     ("eval.py", ["ckpt_path={truncated}"], "cannot be read as a checkpoint"),
@@ -188,3 +195,10 @@ def test_only_errors_about_devices_end_with_the_trainer_preset_hint(capsys, mess
     with pytest.raises(SystemExit):
         exit_with_message(ConfigurationError(message))
     assert ("Check that the trainer preset fits this machine" in capsys.readouterr().err) == hinted
+
+
+def test_a_sweep_over_a_misspelled_added_key_is_refused_before_any_job(tmp_path):
+    result = run_script("train.py", "-m", "+optimiser=sgd,adam", *FAST, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Error: +optimiser=sgd,adam: train.yaml has no setting 'optimiser'" in result.stderr
+    assert not list((tmp_path / "logs").glob("*/multiruns/*/*/results.json"))

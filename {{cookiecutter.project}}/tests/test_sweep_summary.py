@@ -114,6 +114,7 @@ def test_csv_has_a_row_per_job_with_the_values_of_its_results(summary, sweep_dir
         for metric in ("test/acc", "val/acc", "val/loss"):
             assert float(row[metric]) == results["metrics"][metric]
         assert int(row["world_size"]) == results["world_size"] == 1
+        assert int(row["cpu_threads"]) == results["cpu_threads"] >= 1
         assert float(row["wall_time_s"]) == results["wall_time_s"]
         assert int(row["epochs"]) == results["epochs"] == 1
         assert Path(row["directory"]) == Path(results["output_dir"])

@@ -4,12 +4,14 @@ job has ended. Configured in configs/hydra/default.yaml; imports nothing heavy (
 from __future__ import annotations
 
 import atexit
+import difflib
 import logging
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
@@ -69,6 +71,38 @@ def find_run_to_resume(runs_dir: Path, config: DictConfig) -> Path | None:
     return None
 
 
+def top_level_keys(config: DictConfig) -> set[str]:
+    """The settings the task's primary config has (configs/<task>.yaml): its keys and its groups."""
+    sources = [s for s in config.hydra.runtime.config_sources if s.provider == "main" and s.schema == "file"]
+    if not sources:
+        return set()
+    directory = Path(str(sources[0].path).removeprefix("file://"))
+    primary = OmegaConf.load(directory / f"{config.hydra.job.config_name}.yaml")
+    keys = {str(key) for key in primary if key != "defaults"} | {"hydra"}
+    for entry in primary.get("defaults", []):
+        if isinstance(entry, DictConfig):
+            for group in entry:
+                keys.add(str(group).removeprefix("override ").split("/")[0])
+    return keys
+
+
+def check_added_keys(config: DictConfig) -> None:
+    """Refuse `+key=value` (or `++key=value`) for a key the task has no setting for: Hydra would add
+    it as a new, unused setting, and the run would silently go on without what the user meant."""
+    known = top_level_keys(config)
+    if not known:
+        return
+    for override in OverridesParser.create().parse_overrides(list(config.hydra.overrides.task)):
+        name = override.key_or_group.split(".")[0].split("/")[0]
+        if (override.is_add() or override.is_force_add()) and name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else "."
+            raise ConfigurationError(
+                f"{override.input_line}: {config.hydra.job.config_name}.yaml has no setting {name!r}, so it "
+                f"would be added and never used{hint} (--help lists the config groups, --cfg job every key.)"
+            )
+
+
 class RunGuard(Callback):
     """Keeps failed and refused runs from leaving debris or damaging other runs.
 
@@ -107,6 +141,10 @@ class RunGuard(Callback):
                     "number of tasks; set trainer.devices=<GPUs per node>, e.g. trainer.devices=4."
                 )
             )
+        try:
+            check_added_keys(config)
+        except ConfigurationError as error:
+            exit_with_message(error)
         self.sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
         atexit.register(self.summarize)
 
@@ -142,6 +180,7 @@ class RunGuard(Callback):
             self.follow_the_first_process(config)
             return
         try:
+            check_added_keys(config)
             if config.get("resume") not in (None, "auto"):
                 raise ConfigurationError(
                     f"resume={config.resume!r}: use resume=auto, or ckpt_path=<checkpoint>."

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch import Callback, Trainer
@@ -151,6 +152,8 @@ class Run:
             **{key: value for callback in files for key, value in callback.results.items()},
             "output_dir": str(self.output_dir),
             "world_size": self.trainer.world_size if self.trainer is not None else 1,
+            # On a CPU the results depend on it: sums are added up in another order.
+            "cpu_threads": torch.get_num_threads(),
             "wall_time_s": round(time.perf_counter() - self.started, 2),
         }
         if self.is_global_zero:

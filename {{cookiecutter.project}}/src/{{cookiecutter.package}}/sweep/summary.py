@@ -267,8 +267,8 @@ def present_metrics(summary: SweepSummary) -> list[str]:
 
 def summary_csv(summary: SweepSummary) -> str:
     """One row per job: its number, status, whether it is the best, each swept key, the optimized value,
-    the main metrics, world size, wall time and epochs as results.json has them, the error of a failed
-    job, its directory and all its overrides (ready to paste after `python train.py`)."""
+    the main metrics, world size, CPU threads, wall time and epochs as results.json has them, the
+    error of a failed job, its directory and all its overrides (ready to paste after `python train.py`)."""
     metrics = present_metrics(summary)
     header = [
         "job",
@@ -279,6 +279,7 @@ def summary_csv(summary: SweepSummary) -> str:
         "optimized_value",
         *metrics,
         "world_size",
+        "cpu_threads",
         "wall_time_s",
         "epochs",
         "error",
@@ -298,6 +299,7 @@ def summary_csv(summary: SweepSummary) -> str:
                 blank_if_none(job.value),
                 *[blank_if_none(job.metric(name)) for name in metrics],
                 blank_if_none(job.results.get("world_size")),
+                blank_if_none(job.results.get("cpu_threads")),
                 blank_if_none(job.results.get("wall_time_s")),
                 blank_if_none(job.results.get("epochs")),
                 job.error or "",
