@@ -183,7 +183,7 @@ class BestSoFar(Callback):
 
 
 def test_a_run_continued_in_a_new_directory_keeps_the_best_epoch_so_far_without_touching_the_first_run(
-    compose_config, tmp_path
+    compose_config, tmp_path, recwarn
 ):
     overrides = [*RESUMABLE, *EVERY_2_STEPS, "test=false", "callbacks.early_stopping=null"]
     first = train(compose_config(overrides))
@@ -199,6 +199,8 @@ def test_a_run_continued_in_a_new_directory_keeps_the_best_epoch_so_far_without_
     assert Path(best_so_far.path).parent == tmp_path / "continued" / "checkpoints"
     assert Path(best_so_far.path).name == Path(saved["best_model_path"]).name
     assert {path.name: path.stat().st_mtime_ns for path in checkpoints.iterdir()} == files_before
+    # Nor does Lightning warn that scores were not restored.
+    assert not [w for w in recwarn if "dirpath has changed" in str(w.message)]
 
 
 def start_training(cwd: Path, *overrides: str) -> subprocess.Popen:

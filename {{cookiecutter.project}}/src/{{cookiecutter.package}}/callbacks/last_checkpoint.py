@@ -3,6 +3,7 @@ one; and during long epochs, only between optimizer steps."""
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -12,7 +13,19 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from .preemption import accumulating
 
 
-class LastCheckpoint(ModelCheckpoint):
+class ResumeCheckpoint(ModelCheckpoint):
+    """A ModelCheckpoint without a monitor, for the files a run resumes from: its record is the
+    path of its latest write, which a run continued with ckpt_path= in another directory does not
+    take over (Lightning would keep the old run's path and warn that scores were not restored)."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        source = state_dict.get("dirpath")
+        if source and self.dirpath and os.path.realpath(source) != os.path.realpath(self.dirpath):
+            return
+        super().load_state_dict(state_dict)
+
+
+class LastCheckpoint(ResumeCheckpoint):
     """Lightning's ModelCheckpoint for the checkpoint to resume from, written at the end of a training
     epoch when `min_seconds_between_writes` have passed since its previous write (or since training
     started), and always at the end of the final epoch (max_epochs, max_steps or a stop requested by
@@ -51,7 +64,7 @@ class LastCheckpoint(ModelCheckpoint):
         return bool(trainer.strategy.broadcast(final or waited))
 
 
-class PeriodicCheckpoint(ModelCheckpoint):
+class PeriodicCheckpoint(ResumeCheckpoint):
     """Lightning's ModelCheckpoint for writes during an epoch (train_time_interval or
     every_n_train_steps), taken only after an optimizer step: inside a gradient-accumulation window
     the gradients summed so far are not in a checkpoint, so one written there would not resume
