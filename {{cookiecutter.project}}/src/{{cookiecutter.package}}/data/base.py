@@ -255,7 +255,7 @@ class ClassificationDataModule(LightningDataModule):
         on = f" on each of {processes} processes" if processes > 1 else ""
         if share < self.batch_size:
             raise ConfigurationError(
-                f"The training split has {images} images ({share}{on}), fewer than "
+                f"The training split has {images} images{f' ({share}{on})' if on else ''}, fewer than "
                 f"data.batch_size={self.batch_size}; lower data.batch_size (at most {share})."
             )
         steps, dropped = divmod(share, self.batch_size)
