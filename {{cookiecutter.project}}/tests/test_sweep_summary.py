@@ -21,6 +21,7 @@ from PIL import Image
 from {{ cookiecutter.package }}.sweep import SweepSummary, summarize_sweep
 from {{ cookiecutter.package }}.sweep.__main__ import main
 from {{ cookiecutter.package }}.sweep.plot import sweep_figure
+from {{ cookiecutter.package }}.sweep.summary import format_number
 
 from conftest import FAST, run_script
 
@@ -301,3 +302,13 @@ def test_importing_the_summary_loads_neither_torch_nor_matplotlib():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_table_numbers_keep_four_significant_digits_so_a_column_lines_up():
+    assert [format_number(v) for v in (0.948, 0.9442, 1.0, 12.5, None)] == [
+        "0.9480",
+        "0.9442",
+        "1.000",
+        "12.50",
+        "-",
+    ]

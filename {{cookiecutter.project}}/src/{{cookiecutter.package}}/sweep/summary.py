@@ -314,7 +314,8 @@ def blank_if_none(value: Any) -> Any:
     return "" if value is None else value
 
 
-def format_number(value: Any, digits: str = ".4g") -> str:
+def format_number(value: Any, digits: str = "#.4g") -> str:
+    """4 significant digits, trailing zeros kept so that a column's numbers line up (0.9480, 0.9442)."""
     return "-" if value is None else format(value, digits)
 
 
