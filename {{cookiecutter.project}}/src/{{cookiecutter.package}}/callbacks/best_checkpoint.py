@@ -16,8 +16,8 @@ class BestCheckpoint(ModelCheckpoint):
 
     Lightning restores only the path of the best checkpoint there, not its score: the first
     validation after the resume always became the new best, so an earlier, better epoch was neither
-    tested nor reported to a sweeper. Here the earlier run's kept checkpoints are copied into this
-    run's directory and their scores restored; the earlier run's own files are never changed (this
+    tested nor reported to a sweeper. Here the earlier run's kept checkpoints are linked (or copied)
+    into this run's directory and their scores restored; the earlier run's own files are never changed (this
     run deletes only its copies when better epochs replace them). When the earlier best file is
     gone, the resumed run starts its record afresh, as Lightning does.
     """
@@ -33,7 +33,7 @@ class BestCheckpoint(ModelCheckpoint):
         if not best or not Path(best).is_file():
             return state_dict
         copies = {}
-        for path in state_dict.get("best_k_models", {}):
+        for path in {best, *state_dict.get("best_k_models", {})}:
             if Path(path).is_file():
                 copies[path] = str(_copy_into(Path(path), Path(self.dirpath)))
         return {
@@ -47,12 +47,16 @@ class BestCheckpoint(ModelCheckpoint):
 
 
 def _copy_into(path: Path, directory: Path) -> Path:
-    """Copy `path` into `directory` under its own name, whole or not at all (every DDP process may
-    copy at once: each writes its own temporary file)."""
+    """Put `path` into `directory` under its own name, whole or not at all: a hard link where the
+    file system allows (no space, no time; removing it leaves the original), else a copy. Every DDP
+    process may do it at once: each makes its own temporary name first."""
     target = directory / path.name
     if not target.exists():
         directory.mkdir(parents=True, exist_ok=True)
         partial = directory / f".{path.name}.{os.getpid()}.partial"
-        shutil.copyfile(path, partial)
+        try:
+            os.link(path, partial)
+        except OSError:
+            shutil.copyfile(path, partial)
         os.replace(partial, target)
     return target
