@@ -113,7 +113,7 @@ def send_sigterm(trainer) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def fit_in(config, output_dir: Path, callback: Interrupt, ckpt_path: Path | None = None) -> torch.nn.Module:
+def fit_in(config, output_dir: Path, callback: Callback, ckpt_path: Path | None = None) -> torch.nn.Module:
     """Fit like train.py, in `output_dir`; return the model (also when a SIGTERM stopped the fit)."""
     config.paths.output_dir = str(output_dir)
     configure_process(config)

@@ -89,10 +89,17 @@ def top_level_keys(config: DictConfig) -> set[str]:
 def check_added_keys(config: DictConfig) -> None:
     """Refuse `+key=value` (or `++key=value`) for a key the task has no setting for: Hydra would add
     it as a new, unused setting, and the run would silently go on without what the user meant."""
-    known = top_level_keys(config)
+    try:
+        known = top_level_keys(config)
+        # As typed: a value may interpolate what exists only once the job runs (${paths.output_dir}).
+        typed = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+        overrides = OverridesParser.create().parse_overrides(typed)
+    except Exception as error:  # Hydra swallows a callback's error and skips the guards after it
+        log.warning("Could not check the command line's added keys (%s); going on.", error)
+        return
     if not known:
         return
-    for override in OverridesParser.create().parse_overrides(list(config.hydra.overrides.task)):
+    for override in overrides:
         name = override.key_or_group.split(".")[0].split("/")[0]
         if (override.is_add() or override.is_force_add()) and name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=1)
