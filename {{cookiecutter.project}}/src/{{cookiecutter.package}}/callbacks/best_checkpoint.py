@@ -9,6 +9,8 @@ from typing import Any
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from .last_checkpoint import saved_in_another_directory
+
 
 class BestCheckpoint(ModelCheckpoint):
     """Lightning's ModelCheckpoint that keeps the best so far when a run continues from a checkpoint
@@ -23,8 +25,7 @@ class BestCheckpoint(ModelCheckpoint):
     """
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        source = state_dict.get("dirpath")
-        if source and self.dirpath and os.path.realpath(source) != os.path.realpath(self.dirpath):
+        if saved_in_another_directory(self, state_dict):
             state_dict = self._copied_into_this_run(state_dict)
         super().load_state_dict(state_dict)
 

@@ -13,16 +13,21 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from .preemption import accumulating
 
 
+def saved_in_another_directory(callback: ModelCheckpoint, state_dict: dict[str, Any]) -> bool:
+    """Whether a ModelCheckpoint's saved state comes from a run in another directory (a run
+    continued with ckpt_path=), where Lightning restores only the path of its best checkpoint."""
+    source, here = state_dict.get("dirpath"), callback.dirpath
+    return bool(source and here) and os.path.realpath(source) != os.path.realpath(here)
+
+
 class ResumeCheckpoint(ModelCheckpoint):
     """A ModelCheckpoint without a monitor, for the files a run resumes from: its record is the
     path of its latest write, which a run continued with ckpt_path= in another directory does not
     take over (Lightning would keep the old run's path and warn that scores were not restored)."""
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        source = state_dict.get("dirpath")
-        if source and self.dirpath and os.path.realpath(source) != os.path.realpath(self.dirpath):
-            return
-        super().load_state_dict(state_dict)
+        if not saved_in_another_directory(self, state_dict):
+            super().load_state_dict(state_dict)
 
 
 class LastCheckpoint(ResumeCheckpoint):
