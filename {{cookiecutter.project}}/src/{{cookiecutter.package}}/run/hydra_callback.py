@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from ..errors import ConfigurationError, user_error
 from .added_keys import check_added_keys
+from .cluster import agree_on_run_dir, is_torchrun, resume_requeued_job, slurm_run_dir, slurm_tasks
 from .command import exit_with_message
 from .directory import (
     CHECKPOINT_DIR,
@@ -24,15 +25,7 @@ from .directory import (
     start_checkpoint,
     write_json_atomically,
 )
-from .distributed import (
-    agree_on_run_dir,
-    entry_point,
-    is_torchrun,
-    remember_entry_point,
-    resume_requeued_job,
-    slurm_run_dir,
-    slurm_tasks,
-)
+from .distributed import entry_point, remember_entry_point
 from .resume_search import find_run_to_resume
 
 log = logging.getLogger(__name__)

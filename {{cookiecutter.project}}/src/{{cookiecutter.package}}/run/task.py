@@ -20,6 +20,7 @@ from ..callbacks import RunFilesCallback
 from ..errors import ConfigurationError
 from .checkpoints import AtomicCheckpointIO
 from .checks import check_settings
+from .cluster import resume_requeued_job
 from .command import send_lightning_logs_to_hydra
 from .console import print_config, print_outputs, save_config
 from .directory import check_output_dir_is_new, start_checkpoint, write_results
@@ -27,7 +28,6 @@ from .distributed import (
     ProcessState,
     announce_process,
     end_distributed_job,
-    resume_requeued_job,
     start_child_processes_with_this_job,
 )
 from .garbage_collector import freeze_imported_objects
