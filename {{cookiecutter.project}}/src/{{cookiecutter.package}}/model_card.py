@@ -77,13 +77,16 @@ def front_matter(
         "library_name": "timm",
         "pipeline_tag": "image-classification",
         "license": license,
-        "tags": list(dict.fromkeys(["image-classification", "timm", "pytorch-lightning", architecture, *tags])),
+        "tags": list(
+            dict.fromkeys(["image-classification", "timm", "pytorch-lightning", architecture, *tags])
+        ),
     }
     if base := base_model(hyperparameters):
         metadata["base_model"] = base
     metrics = [
-        {"type": kind, "value": round(record.test_metrics[key], 4), "name": label, **({"args": a} if a else {})}
-        for key, (kind, label, a) in HUB_METRICS.items()
+        {"type": kind, "value": round(record.test_metrics[key], 4), "name": label}
+        | ({"args": arguments} if arguments else {})
+        for key, (kind, label, arguments) in HUB_METRICS.items()
         if key in record.test_metrics
     ]
     if metrics:
@@ -132,11 +135,12 @@ def training_section(record: RunRecord) -> list[str]:
         f"- epochs: {results.get('epochs', 'not recorded')} (best checkpoint by "
         f"{results.get('monitor', 'not recorded')}: `{record.checkpoint.name}`)",
         f"- fine-tuning strategy: {finetune.get('name', 'full')}"
-        + "".join(f", {key} {value}" for key, value in finetune.items() if key != "name" and value is not None),
+        + "".join(f", {k} {v}" for k, v in finetune.items() if k != "name" and v is not None),
         "- optimizer: " + ", ".join(f"{key} {value}" for key, value in optimizer.items()),
         "- schedule: " + ", ".join(f"{key} {value}" for key, value in scheduler.items()),
         f"- augmentation: {data.get('augment', 'not recorded')}, random erasing "
-        f"{data.get('random_erasing', 'not recorded')}, transform overrides {data.get('train_transform') or {}}; "
+        f"{data.get('random_erasing', 'not recorded')}, transform overrides "
+        f"{data.get('train_transform') or {}}; "
         f"label smoothing {hyperparameters.get('label_smoothing')}, mixup/cutmix probability "
         f"{(hyperparameters.get('mixup') or {}).get('prob')}",
         f"- seed: {config.get('seed', 'not recorded')} (data split seed {data.get('split_seed', 'n/a')})",
@@ -176,8 +180,8 @@ def usage_section() -> list[str]:
     return [
         "## Use",
         "",
-        'Each snippet runs from this folder with an image `photo.jpg`; once the folder is on the Hub, use its '
-        'repository id instead of `"."` (`"hf-hub:<user>/<repo>"` for timm).',
+        "Each snippet runs from this folder with an image `photo.jpg`; once the folder is on the Hub, use "
+        'its repository id instead of `"."` (`"hf-hub:<user>/<repo>"` for timm).',
         "",
         "timm (the preprocessing comes from `config.json`):",
         "",

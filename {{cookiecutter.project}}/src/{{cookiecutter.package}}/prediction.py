@@ -69,6 +69,26 @@ class ImagesToPredict(Dataset):
             return torch.zeros(self.input_size), index, False
 
 
+def class_probabilities(network: torch.nn.Module, images: torch.Tensor, flip: bool) -> torch.Tensor:
+    """Softmax probabilities (float32), averaged with those of the mirrored images when `flip`."""
+    probabilities = network(images).float().softmax(dim=-1)
+    if flip:
+        probabilities = (probabilities + network(images.flip(-1)).float().softmax(dim=-1)) / 2
+    return probabilities
+
+
+def top_predictions(
+    probabilities: torch.Tensor, class_names: list[str], k: int
+) -> list[list[dict[str, Any]]]:
+    """The k most probable classes of each row, best first, in transformers' image-classification
+    pipeline shape: `[{"label": ..., "score": ...}, ...]` (k at most the number of classes)."""
+    scores, classes = probabilities.topk(min(int(k), len(class_names)), dim=-1)
+    return [
+        [{"label": class_names[c], "score": s} for c, s in zip(row_classes, row_scores, strict=True)]
+        for row_classes, row_scores in zip(classes.tolist(), scores.tolist(), strict=True)
+    ]
+
+
 class Predictor(LightningModule):
     """Softmax probabilities of a classifier, optionally averaged with those of the mirrored image."""
 
@@ -78,10 +98,7 @@ class Predictor(LightningModule):
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         images, indices, readable = batch
-        probabilities = self.classifier(images).float().softmax(dim=-1)
-        if self.flip:
-            mirrored = self.classifier(images.flip(-1)).float().softmax(dim=-1)
-            probabilities = (probabilities + mirrored) / 2
+        probabilities = class_probabilities(self.classifier, images, self.flip)
         return {"probabilities": probabilities.cpu(), "indices": indices.cpu(), "readable": readable.cpu()}
 
 
@@ -144,21 +161,13 @@ def predict(config: DictConfig) -> dict[str, Any]:
             )
         run.save_config()
         batches = trainer.predict(Predictor(model, bool(config.flip_tta)), loader) if readable else []
-        k = min(int(config.top_k), len(model.class_names))
         rows = []
         for batch in batches:
-            scores, classes = batch["probabilities"].topk(k, dim=-1)
-            for index, ok, top_scores, top_classes in zip(
-                batch["indices"].tolist(),
-                batch["readable"].tolist(),
-                scores.tolist(),
-                classes.tolist(),
-                strict=True,
-            ):
+            tops = top_predictions(batch["probabilities"], model.class_names, int(config.top_k))
+            indices, readable_flags = batch["indices"].tolist(), batch["readable"].tolist()
+            for index, ok, top in zip(indices, readable_flags, tops, strict=True):
                 if ok:
-                    rows.append(
-                        (str(readable[index]), [model.class_names[c] for c in top_classes], top_scores)
-                    )
+                    rows.append((str(readable[index]), [p["label"] for p in top], [p["score"] for p in top]))
                 else:
                     unreadable.append((readable[index], "cannot be decoded"))
         if unreadable:
