@@ -33,7 +33,7 @@ from .run.task import Run
 
 try:  # the `serve` extra: training never needs it
     import litserve
-    import multipart  # python-multipart: Starlette parses uploads with it  # noqa: F401
+    import python_multipart  # Starlette parses uploads with it  # noqa: F401
     from fastapi import Request
     from fastapi.responses import HTMLResponse, JSONResponse, Response
     from starlette.exceptions import HTTPException
