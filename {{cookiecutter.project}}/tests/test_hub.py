@@ -205,6 +205,7 @@ def test_the_model_card_describes_the_run_and_carries_its_files(digits_export):
     assert yaml.safe_load((folder / "training_config.yaml").read_text())["model"]["backbone"] == "test_resnet"
 
 
+@pytest.mark.slow
 def test_the_code_in_the_model_card_runs_and_gives_predicts_label(digits_export, tmp_path):
     # The card's snippets run from the timm folder with a photo.jpg beside it (onnx/ is its neighbour).
     export_copy = tmp_path / "export"
@@ -218,7 +219,6 @@ def test_the_code_in_the_model_card_runs_and_gives_predicts_label(digits_export,
         result = run_python(snippet, cwd=folder)
         assert result.returncode == 0, snippet + result.stderr[-3000:]
         printed.append(result.stdout.strip().splitlines()[-1])
-    scores = digits_export["predict"][0]
     # predict.py on the same JPEG: a JPEG is not the PNG it came from.
     expected = predict(
         compose(
@@ -228,4 +228,4 @@ def test_the_code_in_the_model_card_runs_and_gives_predicts_label(digits_export,
         )
     )
     top1 = Path(expected["predictions"]).read_text().splitlines()[1].split(",")[1]
-    assert printed == [top1] * 3, (printed, max(scores, key=scores.get))
+    assert printed == [top1] * 3
