@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from {{ cookiecutter.package }}.data import ImageFolderDataModule
+from {{ cookiecutter.package }}.models import backbone_preprocessing
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -68,7 +69,7 @@ def loader_for(root: Path, args: argparse.Namespace, **settings) -> torch.utils.
     datamodule = QuietImageFolder(
         root=root, image_size=args.image_size, batch_size=args.batch_size, bad_files_list=None, **settings
     )
-    datamodule.resolve_preprocessing(args.backbone)
+    datamodule.use_preprocessing(backbone_preprocessing(args.backbone, datamodule.preprocessing_overrides))
     datamodule.setup("fit")
     return datamodule.train_dataloader()
 

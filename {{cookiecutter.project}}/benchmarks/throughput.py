@@ -63,9 +63,8 @@ from lightning.pytorch import Callback, Trainer
 from torch.utils.data import DataLoader
 
 from {{ cookiecutter.package }}.data.digits import load_digits
-from {{ cookiecutter.package }}.data.transforms import resolve_preprocessing
 from {{ cookiecutter.package }}.finetune import parameter_groups
-from {{ cookiecutter.package }}.models import ImageClassifier, create_backbone
+from {{ cookiecutter.package }}.models import ImageClassifier, backbone_preprocessing, create_network
 from {{ cookiecutter.package }}.optim import build_optimizer
 from {{ cookiecutter.package }}.run.allocator import keep_freed_memory_for_reuse
 
@@ -341,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     device = torch.device(args.device)
 
-    preprocessing = resolve_preprocessing(args.backbone, image_size=args.image_size)
+    preprocessing = backbone_preprocessing(args.backbone, {"image_size": args.image_size})
     batches = make_batches(args, preprocessing, device)
     # The project's own speed switches, applied in ImageClassifier.setup() as in a user's run.
     module = ImageClassifier(
@@ -355,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         optimizer=OPTIMIZER,
         scheduler={"sched": "none"},
     )
-    model = create_backbone(args.backbone, num_classes=len(CLASS_NAMES))
+    model = create_network(args.backbone, num_classes=len(CLASS_NAMES))
     model.load_state_dict(module.model.state_dict())
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     model.to(device=device, memory_format=memory_format)

@@ -64,6 +64,20 @@ def fit(config: DictConfig, *callbacks):
     return trainer, model
 
 
+def use_backbone_preprocessing(datamodule, backbone: str, from_scratch: bool = False) -> dict:
+    """Give `datamodule` the preprocessing a model `backbone` would decide for it, as training does."""
+    from {{ cookiecutter.package }}.models import backbone_preprocessing
+
+    preprocessing = backbone_preprocessing(
+        backbone,
+        datamodule.preprocessing_overrides,
+        from_scratch=from_scratch,
+        typical_image_side=datamodule.typical_image_side,
+    )
+    datamodule.use_preprocessing(preprocessing)
+    return preprocessing
+
+
 def run_script(
     script: str, *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:

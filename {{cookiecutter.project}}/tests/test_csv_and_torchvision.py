@@ -12,7 +12,7 @@ import torch
 from {{ cookiecutter.package }}.data import CsvDataModule, TorchvisionDataModule
 from {{ cookiecutter.package }}.errors import ConfigurationError
 
-from conftest import write_images
+from conftest import use_backbone_preprocessing, write_images
 
 
 def write_csv(path, rows, header=("path", "label")):
@@ -56,7 +56,7 @@ def test_csv_per_split_with_own_column_names_and_root(tmp_path):
     )
     assert datamodule.class_names == ["cat", "dog"]
     assert [len(datamodule.split_files[split][0]) for split in ("train", "val", "test")] == [6, 2, 2]
-    datamodule.resolve_preprocessing("test_resnet")
+    use_backbone_preprocessing(datamodule, "test_resnet")
     datamodule.setup("fit")
     images, _ = next(iter(datamodule.train_dataloader()))
     assert images.shape == (2, 3, 8, 8)
@@ -100,7 +100,7 @@ def test_mnist_format_files_load_with_a_stratified_val_split_and_rgb_batches(tmp
         name=name, root=tmp_path / "data", val_fraction=0.1, batch_size=10, image_size=16
     )
     assert len(datamodule.class_names) == 10
-    datamodule.resolve_preprocessing("test_resnet")
+    use_backbone_preprocessing(datamodule, "test_resnet")
     datamodule.setup("fit")
     sizes = {split: len(dataset) for split, dataset in datamodule.datasets.items()}
     assert sizes == {"train": 180, "val": 20, "test": 50}

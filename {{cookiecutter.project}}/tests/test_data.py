@@ -9,10 +9,13 @@ import torch
 from PIL import Image
 
 from {{ cookiecutter.package }}.data import DigitsDataModule
-from {{ cookiecutter.package }}.data.base import EvenlyShardedSampler
+from {{ cookiecutter.package }}.data.samplers import EvenlyShardedSampler
 from {{ cookiecutter.package }}.data.splits import stratified_split
-from {{ cookiecutter.package }}.data.transforms import build_transform, resolve_preprocessing
+from {{ cookiecutter.package }}.data.transforms import build_transform
 from {{ cookiecutter.package }}.errors import ConfigurationError
+from {{ cookiecutter.package }}.models import backbone_preprocessing
+
+from conftest import use_backbone_preprocessing
 
 
 def test_splits_are_disjoint_cover_everything_and_keep_class_shares():
@@ -39,7 +42,7 @@ def test_fractions_that_leave_no_training_data_are_rejected():
 
 def test_digits_batches_are_normalised_rgb_at_the_configured_size():
     datamodule = DigitsDataModule(batch_size=16, image_size=24)
-    preprocessing = datamodule.resolve_preprocessing("resnet10t")
+    preprocessing = use_backbone_preprocessing(datamodule, "resnet10t")
     datamodule.setup("fit")
     images, labels = next(iter(datamodule.val_dataloader()))
     assert images.shape == (16, 3, 24, 24) and images.dtype == torch.float32
@@ -63,7 +66,7 @@ def test_evaluation_under_ddp_sees_every_image_exactly_once():
 
 
 def train_transform_steps(augment: str, random_erasing: float = 0.0) -> list:
-    preprocessing = resolve_preprocessing("test_resnet", image_size=16)
+    preprocessing = backbone_preprocessing("test_resnet", {"image_size": 16})
     return list(
         build_transform(preprocessing, True, augment=augment, random_erasing=random_erasing).transforms
     )
@@ -77,7 +80,9 @@ def test_augment_none_is_a_deterministic_resize_and_crop():
     steps = train_transform_steps("none")
     assert step_names(steps) == ["Resize", "CenterCrop", "MaybeToTensor", "Normalize"]
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 20, 3), dtype=np.uint8))
-    transform = build_transform(resolve_preprocessing("test_resnet", image_size=16), True, augment="none")
+    transform = build_transform(
+        backbone_preprocessing("test_resnet", {"image_size": 16}), True, augment="none"
+    )
     assert torch.equal(transform(image), transform(image))
 
 

@@ -18,7 +18,7 @@ from timm.data.mixup import mixup_target
 
 from {{ cookiecutter.package }}.errors import ConfigurationError
 from {{ cookiecutter.package }}.finetune import classifier_parameter_names
-from {{ cookiecutter.package }}.models import ImageClassifier, create_backbone
+from {{ cookiecutter.package }}.models import ImageClassifier, create_network
 from {{ cookiecutter.package }}.run.process import configure_process
 from {{ cookiecutter.package }}.run.task import build_trainer
 from {{ cookiecutter.package }}.training import build_datamodule_and_model, instantiate_callbacks, train
@@ -81,7 +81,7 @@ def test_weights_file_loads_every_tensor_but_the_classifier(tmp_path, layout):
     source = timm.create_model("test_resnet", num_classes=10)
     path = tmp_path / ("weights.safetensors" if layout == "safetensors" else "weights.pth")
     save_weights(source, path, layout)
-    model = create_backbone("test_resnet", num_classes=10, weights=str(path))
+    model = create_network("test_resnet", num_classes=10, weights=str(path))
     assert changed(backbone_state(source), backbone_state(model)) == []
     # Same number of classes, yet the classifier is a fresh one for our classes, not the file's.
     assert all(not torch.equal(p, classifier_state(source)[n]) for n, p in classifier_state(model).items())
@@ -93,7 +93,7 @@ def test_timm_training_checkpoint_loads_its_ema_weights(tmp_path):
         {"epoch": 9, "state_dict": live.state_dict(), "state_dict_ema": averaged.state_dict()},
         tmp_path / "c.pth",
     )
-    model = create_backbone("test_resnet", num_classes=3, weights=str(tmp_path / "c.pth"))
+    model = create_network("test_resnet", num_classes=3, weights=str(tmp_path / "c.pth"))
     assert changed(backbone_state(averaged), backbone_state(model)) == []
 
 
@@ -106,7 +106,7 @@ def test_weights_of_another_shape_name_the_first_mismatching_tensor(tmp_path):
         if p.shape != timm.create_model("test_resnet").state_dict()[name].shape
     )
     with pytest.raises(ConfigurationError) as error:
-        create_backbone("test_resnet", num_classes=10, weights=str(tmp_path / "grey.pth"))
+        create_network("test_resnet", num_classes=10, weights=str(tmp_path / "grey.pth"))
     message = str(error.value)
     assert f"tensor {first!r}" in message and "(16, 1, 3, 3)" in message.replace("torch.Size", "")
     assert "model.backbone" in message
@@ -117,13 +117,13 @@ def test_weights_of_another_architecture_name_a_missing_tensor(tmp_path):
     with pytest.raises(
         ConfigurationError, match=r"has no tensor '[\w.]+' \(\d+ of the model's \d+ are missing\)"
     ):
-        create_backbone("test_resnet", num_classes=10, weights=str(tmp_path / "vit.pth"))
+        create_network("test_resnet", num_classes=10, weights=str(tmp_path / "vit.pth"))
 
 
 def test_unreadable_weights_file_is_named(tmp_path):
     (tmp_path / "notes.pth").write_text("not weights")
     with pytest.raises(ConfigurationError, match=r"model.weights='.*notes.pth' is not a weights file"):
-        create_backbone("test_resnet", num_classes=10, weights=str(tmp_path / "notes.pth"))
+        create_network("test_resnet", num_classes=10, weights=str(tmp_path / "notes.pth"))
 
 
 @pytest.mark.slow

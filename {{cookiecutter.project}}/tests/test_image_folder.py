@@ -12,7 +12,7 @@ import torch
 from {{ cookiecutter.package }}.data import ImageFolderDataModule
 from {{ cookiecutter.package }}.errors import ConfigurationError
 
-from conftest import run_script, write_image_folder, write_images
+from conftest import run_script, use_backbone_preprocessing, write_image_folder, write_images
 
 
 def files_of(datamodule: ImageFolderDataModule, split: str) -> list[str]:
@@ -20,7 +20,7 @@ def files_of(datamodule: ImageFolderDataModule, split: str) -> list[str]:
 
 
 def ready(datamodule: ImageFolderDataModule, backbone: str = "test_resnet") -> ImageFolderDataModule:
-    datamodule.resolve_preprocessing(backbone)
+    use_backbone_preprocessing(datamodule, backbone)
     datamodule.setup("fit")
     return datamodule
 
@@ -225,11 +225,11 @@ def test_weighted_sampler_draws_the_classes_about_equally_often(tmp_path):
 
 def test_the_native_input_size_warns_when_it_upscales_small_images(tmp_path, caplog):
     root = write_image_folder(tmp_path, {"ant": 4, "bee": 4}, size=(24, 20))
-    preprocessing = ImageFolderDataModule(root=root).resolve_preprocessing("test_resnet")
+    preprocessing = use_backbone_preprocessing(ImageFolderDataModule(root=root), "test_resnet")
     assert preprocessing["input_size"] == [3, 160, 160]
     assert "median) image is 20 px on its short side" in caplog.text and "data.image_size=20" in caplog.text
     caplog.clear()
-    ImageFolderDataModule(root=root, image_size=24).resolve_preprocessing("test_resnet")
+    use_backbone_preprocessing(ImageFolderDataModule(root=root, image_size=24), "test_resnet")
     assert "upscaled" not in caplog.text
 
 
@@ -260,7 +260,9 @@ def test_num_workers_null_loads_in_the_training_process_when_training_on_the_cpu
 def test_from_scratch_the_input_size_follows_the_typical_image(tmp_path, caplog, size, chosen, message):
     caplog.set_level(logging.INFO)
     root = write_image_folder(tmp_path, {"ant": 3, "bee": 3}, size=size)
-    preprocessing = ImageFolderDataModule(root=root).resolve_preprocessing("test_resnet", from_scratch=True)
+    preprocessing = use_backbone_preprocessing(
+        ImageFolderDataModule(root=root), "test_resnet", from_scratch=True
+    )
     assert preprocessing["input_size"] == [3, chosen, chosen]
     assert f"data.image_size=null: {message}" in caplog.text
     assert "upscaled" not in caplog.text
@@ -269,11 +271,9 @@ def test_from_scratch_the_input_size_follows_the_typical_image(tmp_path, caplog,
 def test_pretrained_or_fixed_size_backbones_keep_their_native_input_size(tmp_path, caplog):
     caplog.set_level(logging.INFO)
     root = write_image_folder(tmp_path, {"ant": 3, "bee": 3}, size=(100, 80))
-    fixed = ImageFolderDataModule(root=root).resolve_preprocessing(
-        "test_resnet", from_scratch=True, fixed_input_size=True
-    )
+    fixed = use_backbone_preprocessing(ImageFolderDataModule(root=root), "test_vit", from_scratch=True)
     assert fixed["input_size"] == [3, 160, 160] and "takes only that size" in caplog.text
-    pretrained = ImageFolderDataModule(root=root).resolve_preprocessing("test_resnet", from_scratch=False)
+    pretrained = use_backbone_preprocessing(ImageFolderDataModule(root=root), "test_resnet")
     assert pretrained["input_size"] == [3, 160, 160] and "pretrained or loaded weights" in caplog.text
 
 

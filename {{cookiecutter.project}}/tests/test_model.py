@@ -10,13 +10,13 @@ import torch
 
 from {{ cookiecutter.package }}.errors import ConfigurationError
 from {{ cookiecutter.package }}.finetune import parameter_groups
-from {{ cookiecutter.package }}.models import ImageClassifier, create_backbone
+from {{ cookiecutter.package }}.models import ImageClassifier, create_network
 from {{ cookiecutter.package }}.optim import build_optimizer, build_scheduler
 
 
 def test_unknown_backbone_is_named_with_close_timm_names():
     with pytest.raises(ConfigurationError) as error:
-        create_backbone("convnext_atoo", num_classes=10)
+        create_network("convnext_atoo", num_classes=10)
     assert "Unknown backbone 'convnext_atoo'" in str(error.value)
     assert "'convnext_atto'" in str(error.value)
 
@@ -24,7 +24,7 @@ def test_unknown_backbone_is_named_with_close_timm_names():
 def test_local_weights_file_loads_every_tensor_but_the_classifier(tmp_path):
     source = timm.create_model("test_resnet", num_classes=1000)
     torch.save(source.state_dict(), tmp_path / "weights.pth")
-    model = create_backbone("test_resnet", num_classes=10, weights=str(tmp_path / "weights.pth"))
+    model = create_network("test_resnet", num_classes=10, weights=str(tmp_path / "weights.pth"))
     loaded, original = model.state_dict(), source.state_dict()
     classifier = model.pretrained_cfg["classifier"]
     for name, tensor in loaded.items():
@@ -36,7 +36,7 @@ def test_local_weights_file_loads_every_tensor_but_the_classifier(tmp_path):
 
 def test_missing_weights_file_is_named():
     with pytest.raises(ConfigurationError, match="no such file"):
-        create_backbone("test_resnet", num_classes=10, weights="/nonexistent/weights.pth")
+        create_network("test_resnet", num_classes=10, weights="/nonexistent/weights.pth")
 
 
 def test_norm_and_bias_parameters_get_no_weight_decay():

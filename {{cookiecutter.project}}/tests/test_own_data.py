@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import json
 
 import pytest
 import torch
@@ -56,26 +55,20 @@ def test_a_missing_data_root_is_a_one_line_error(tmp_path):
 
 def test_data_report_prints_counts_and_sizes_and_saves_a_sample_grid(tmp_path):
     root = write_image_folder(tmp_path / "images", {"ant": 6, "bee": 9}, size=(30, 20))
-    command = [
-        "-m",
-        "{{ cookiecutter.package }}.data.report",
-        "data=image_folder",
-        f"data.root={root}",
-        "data.image_size=24",
-    ]
-    result = subprocess.run(
-        [sys.executable, *command], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    result = run_script(
+        "report.py", "data=image_folder", f"data.root={root}", "data.image_size=24", cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
     assert "Images per class" in result.stdout and "bee" in result.stdout and "Image sizes" in result.stdout
-    [grid_path] = (tmp_path / "logs" / "report").glob("*/samples.png")
+    [grid_path] = (tmp_path / "logs" / "report" / "runs").glob("*/samples.png")
+    assert json.loads((grid_path.parent / "results.json").read_text())["input_size"] == [3, 24, 24]
     assert str(grid_path) in result.stdout
     with Image.open(grid_path) as grid:
         assert grid.height == 2 * (96 + 2)  # one row per class, tiles enlarged to 96 px
 
 
 def test_data_report_resolves_the_input_size_as_training_does(compose_config, tmp_path):
-    from {{ cookiecutter.package }}.data.report import datamodule_as_trained
+    from {{ cookiecutter.package }}.reporting import datamodule_as_trained
     from {{ cookiecutter.package }}.training import build_datamodule_and_model
 
     # data.image_size=null: from scratch, a backbone that takes any size follows the data (32 px

@@ -21,7 +21,7 @@ from PIL import Image
 from {{ cookiecutter.package }}.sweep import SweepSummary, summarize_sweep
 from {{ cookiecutter.package }}.sweep.__main__ import main
 from {{ cookiecutter.package }}.sweep.plot import sweep_figure
-from {{ cookiecutter.package }}.sweep.summary import format_number
+from {{ cookiecutter.package }}.sweep.table import format_number
 
 from conftest import FAST, run_script
 

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -20,6 +17,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from .atomic import replaced_atomically
 from .errors import ConfigurationError
 from .model_card import write_model_card
 from .models import ImageClassifier
@@ -196,8 +194,8 @@ def export(config: DictConfig) -> dict[str, Any]:
         with torch.no_grad():
             for name in formats:
                 started = time.perf_counter()
-                staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=output_dir))
-                try:
+                final = output_dir / name
+                with replaced_atomically(final, directory=True) as staging:  # renamed once it checks out
                     if name == "timm":
                         load = export_timm(model, staging, checkpoint, config.model_card)
                     elif name == "onnx":
@@ -206,11 +204,6 @@ def export(config: DictConfig) -> dict[str, Any]:
                         load = export_pt2(model, staging, inputs[CHECK_BATCHES[-1]])
                     seconds = time.perf_counter() - started
                     difference = compare(name, reference, load(), inputs)
-                    final = output_dir / name
-                    readable_by_others(staging)
-                    os.replace(staging, final)
-                finally:
-                    shutil.rmtree(staging, ignore_errors=True)
                 written[f"{name} (max abs diff {difference:.1e})"] = final
                 report[name] = {"path": str(final), "max_abs_diff": difference, "export_s": round(seconds, 2)}
                 log.info("%s: %s (max abs diff from PyTorch %.2e, %.1f s)", name, final, difference, seconds)
@@ -222,11 +215,3 @@ def export(config: DictConfig) -> dict[str, Any]:
             metrics={},
         )
 
-
-def readable_by_others(folder: Path) -> None:
-    """Give a folder made by mkdtemp (0700) and its files the permissions of any new file (umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
-    for path in folder.rglob("*"):
-        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)

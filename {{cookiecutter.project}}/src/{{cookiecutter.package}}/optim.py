@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from typing import Any
 
 from timm.optim import create_optimizer_v2, list_optimizers
@@ -60,7 +61,7 @@ def build_scheduler(
     after every optimizer update and span `num_epochs`: with `warmup_prefix` the decay starts after
     the warmup and fits in the epochs that remain. They apply each group's `lr_scale`. "plateau" is
     torch's ReduceLROnPlateau, stepped once per epoch on `monitor`; it knows nothing of `lr_scale`,
-    so the scales are multiplied into the groups' learning rates here.
+    so build_optimization starts each group at its scaled rate.
     """
     if sched == "plateau":
         check_arguments(plateau_scheduler, "scheduler", kwargs)
@@ -88,30 +89,53 @@ def build_scheduler(
 
 def plateau_scheduler(
     optimizer: Optimizer,
-    monitor: str = "val/acc",
-    plateau_mode: str = "max",
-    decay_rate: float = 0.1,
-    patience_epochs: int = 2,
-    min_lr: float = 0.0,
+    *,
+    monitor: str,
+    plateau_mode: str,
+    decay_rate: float,
+    patience_epochs: int,
+    min_lr: float,
     threshold: float = 1e-4,
 ) -> tuple[ReduceLROnPlateau, dict[str, Any]]:
-    """torch's ReduceLROnPlateau on `monitor` and the Lightning settings it is stepped with (per epoch)."""
+    """torch's ReduceLROnPlateau on `monitor` and the Lightning settings it is stepped with (per epoch).
+
+    Each group starts at its own rate (see build_optimization) and never falls below `min_lr` times its
+    `lr_scale`. The settings come from configs/scheduler/plateau.yaml, the one place of their defaults.
+    """
     if plateau_mode not in ("max", "min"):
         raise ConfigurationError(
             f"scheduler.plateau_mode={plateau_mode!r}: use max (accuracy) or min (loss)."
         )
-    min_lrs = []
-    for group in optimizer.param_groups:
-        scale = group.pop("lr_scale", 1.0)
-        group["lr"] *= scale
-        group["initial_lr"] = group["lr"]
-        min_lrs.append(min_lr * scale)
     scheduler = ReduceLROnPlateau(
         optimizer,
         mode=plateau_mode,
         factor=decay_rate,
         patience=patience_epochs,
         threshold=threshold,
-        min_lr=min_lrs,
+        min_lr=[min_lr * group.get("lr_scale", 1.0) for group in optimizer.param_groups],
     )
     return scheduler, {"interval": "epoch", "monitor": monitor, "strict": True}
+
+
+def build_optimization(
+    parameter_groups: list[dict[str, Any]],
+    optimizer: Mapping[str, Any],
+    scheduler: Mapping[str, Any] | None,
+    num_epochs: int,
+    updates_per_epoch: int,
+) -> dict[str, Any]:
+    """The optimizer over `parameter_groups` and its schedule, as LightningModule.configure_optimizers
+    returns them, from the `optimizer` and `scheduler` config groups' settings.
+
+    Each group's rate is set once: timm's schedules apply the groups' `lr_scale` on every update;
+    ReduceLROnPlateau knows no scales, so for it each group starts at `lr` times its scale.
+    """
+    settings, schedule = dict(optimizer), dict(scheduler or {})
+    if schedule.get("sched") == "plateau":
+        for group in parameter_groups:
+            group["lr"] = group["initial_lr"] = settings["lr"] * group.get("lr_scale", 1.0)
+    built = build_optimizer(parameter_groups, **settings)
+    lr_scheduler, stepping = build_scheduler(
+        built, num_epochs=num_epochs, updates_per_epoch=updates_per_epoch, **schedule
+    )
+    return {"optimizer": built, "lr_scheduler": {"scheduler": lr_scheduler, "name": "lr", **stepping}}

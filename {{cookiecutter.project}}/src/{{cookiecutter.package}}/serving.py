@@ -25,8 +25,9 @@ import torch
 from omegaconf import DictConfig
 
 from .data.images import READ_ERRORS, load_rgb, read_image_size
-from .data.transforms import build_transform, resolve_preprocessing
+from .data.transforms import build_transform
 from .errors import ConfigurationError
+from .models import resolve_preprocessing
 from .prediction import class_probabilities, top_predictions
 from .run.checkpoints import load_classifier
 from .run.task import Run
@@ -71,7 +72,6 @@ def load_served_model(ckpt_path: str | None, model_dir: str | None) -> ServedMod
         classifier = load_classifier(ckpt_path).eval()
         return ServedModel(classifier, list(classifier.class_names), dict(classifier.preprocessing))
     import timm
-    from timm.data import resolve_model_data_config
 
     folder = Path(str(model_dir)).expanduser()
     if not (folder / "config.json").is_file():
@@ -81,7 +81,7 @@ def load_served_model(ckpt_path: str | None, model_dir: str | None) -> ServedMod
         )
     network = timm.create_model(f"local-dir:{folder.resolve()}", pretrained=True).eval()
     names = network.pretrained_cfg.get("label_names") or [str(i) for i in range(network.num_classes)]
-    return ServedModel(network, list(names), resolve_preprocessing(resolve_model_data_config(network)))
+    return ServedModel(network, list(names), resolve_preprocessing(network))
 
 
 class BadRequest(Exception):

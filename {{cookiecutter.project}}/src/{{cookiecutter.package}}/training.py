@@ -10,13 +10,12 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
-from timm.data import resolve_model_data_config
 
 from .callbacks import CheckpointOnSigterm, SeedEveryStep
 from .data import ClassificationDataModule
 from .errors import ConfigurationError, instantiate_checked
 from .models import ImageClassifier
-from .models.backbone import check_backbone_name, trains_from_scratch
+from .models.network import check_backbone_name
 from .run.checkpoints import check_resumable
 from .run.checks import check_train_settings, check_trainer_settings
 from .run.directory import metrics_as_floats
@@ -33,9 +32,9 @@ class RunInterrupted(ConfigurationError):
 def build_datamodule_and_model(config: DictConfig) -> tuple[ClassificationDataModule, ImageClassifier]:
     """Instantiate the data module, the model for its classes, and the preprocessing both use.
 
-    timm's way round: the model (its pretrained config, so also its weights' resolution and
-    normalisation) decides the preprocessing; the data.* preprocessing settings override it; the
-    data follows. The model keeps it for its checkpoints, so eval and export need no training config.
+    One direction, timm's: the built model decides its preprocessing (its pretrained config, with the
+    data.* overrides and, from scratch, the images' typical size); the data follows. The model keeps
+    it for its checkpoints, so eval and export need no training config.
     """
     check_backbone_name(config.model.backbone)  # before anything slow, and before timm's own errors
     datamodule: ClassificationDataModule = instantiate_checked(config.data, seed=config.seed)
@@ -47,14 +46,8 @@ def build_datamodule_and_model(config: DictConfig) -> tuple[ClassificationDataMo
         finetune=OmegaConf.to_container(config.finetune, resolve=True) if "finetune" in config else None,
         _convert_="all",
     )
-    # From scratch, a model that takes any input size gets the data's (data.image_size=null).
-    fixed_input_size = bool(getattr(model.model, "pretrained_cfg", {}).get("fixed_input_size", False))
-    model.use_preprocessing(
-        datamodule.resolve_preprocessing(
-            resolve_model_data_config(model.model),
-            from_scratch=trains_from_scratch(config.model),
-            fixed_input_size=fixed_input_size,
-        )
+    datamodule.use_preprocessing(
+        model.resolve_preprocessing(datamodule.preprocessing_overrides, datamodule.typical_image_side)
     )
     return datamodule, model
 

@@ -1,8 +1,5 @@
-"""The pictures of a run, drawn with matplotlib (imported here only, when a picture is drawn).
-
-Each function returns a matplotlib Figure built without pyplot (no GUI backend, no global state).
-Sizes are fixed in inches at DPI, so a picture's size in pixels is known before it is drawn.
-"""
+"""The pictures of a run: confusion matrices, image grids, learning curves and feature maps, each a
+matplotlib Figure made by pictures.new_figure (see there for sizes and layout)."""
 
 from __future__ import annotations
 
@@ -12,10 +9,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..pictures import DPI, new_figure, place_axes
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-DPI = 100
 # Class names are written on the confusion matrix's axes up to this many classes (indices beyond),
 # counts in its cells up to CELL_TEXT_CLASSES (beyond, the most confused pairs are listed beside it).
 NAMED_AXES_CLASSES = 40
@@ -27,23 +25,6 @@ TILE = 112
 CAPTION = 30
 GAP = 8
 TITLE = 40
-
-# Layouts are placed by hand (inches), not by matplotlib's constrained layout, which costs more
-# than the drawing itself.
-
-
-def _figure(width: float, height: float) -> Figure:
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=DPI)
-
-
-def _place(figure: Figure, left: float, bottom: float, width: float, height: float):
-    """Axes at a position given in inches from the figure's lower left corner."""
-    total_width, total_height = figure.get_size_inches()
-    return figure.add_axes(
-        (left / total_width, bottom / total_height, width / total_width, height / total_height)
-    )
 
 
 def confusion_matrix_figure(counts: np.ndarray, class_names: Sequence[str], title: str) -> Figure:
@@ -68,11 +49,11 @@ def confusion_matrix_figure(counts: np.ndarray, class_names: Sequence[str], titl
     listed = classes > CELL_TEXT_CLASSES
     list_width = 4.2 if listed else 0.0
     width = 2 * (label_room + side) + 0.3 + list_width
-    figure = _figure(width, bottom + side + top)
+    figure = new_figure(width, bottom + side + top)
     total = int(counts.sum())
     figure.suptitle(f"{title}: {total} images, accuracy {np.trace(counts) / max(total, 1):.4f}", y=0.985)
     for index, (values, label) in enumerate(((counts, "counts"), (normalised, "row-normalised (recall)"))):
-        axes = _place(figure, label_room + index * (label_room + side), bottom, side, side)
+        axes = place_axes(figure, label_room + index * (label_room + side), bottom, side, side)
         colours, darkness = _matrix_colours(values)
         axes.imshow(colours, interpolation="nearest", aspect="auto")
         axes.set_title(label, fontsize=10)
@@ -162,7 +143,7 @@ def _grid(
             y, x = row * cell_height + CAPTION, column * cell_width + GAP // 2
             canvas[y : y + tile.shape[0], x : x + tile.shape[1]] = tile
     height, width = canvas.shape[0] + TITLE, canvas.shape[1]
-    figure = _figure(width / DPI, height / DPI)
+    figure = new_figure(width / DPI, height / DPI)
     axes = figure.add_axes((0, 0, 1, canvas.shape[0] / height))
     axes.imshow(canvas, interpolation="nearest")
     axes.axis("off")
@@ -190,7 +171,7 @@ def curves_figure(
     epochs: Sequence[Mapping[str, float]], learning_rates: Mapping[str, Sequence[tuple[int, float]]]
 ) -> Figure:
     """Loss and accuracy per epoch (train and val) and each parameter group's learning rate per step."""
-    figure = _figure(13.5, 3.8)
+    figure = new_figure(13.5, 3.8)
     loss, accuracy, rate = figure.subplots(1, 3)
     figure.subplots_adjust(left=0.05, right=0.99, bottom=0.14, top=0.91, wspace=0.22)
     for axes, metric in ((loss, "loss"), (accuracy, "acc")):

@@ -12,6 +12,7 @@ import numpy as np
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from ..atomic import csv_text, write_atomically
+from ..pictures import figure_png
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -53,9 +54,7 @@ class RunFilesCallback(Callback):
 
     def save_figure(self, trainer: Trainer, figure: Figure, name: str, label: str) -> Path:
         """Write `figure` as <dirpath>/<name>.png, send it to the loggers as plots/<name>."""
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=figure.dpi)
-        png = buffer.getvalue()
+        png = figure_png(figure)
         path = self._write_file(f"{name}.png", png)
         log_image(trainer, f"plots/{name}", png)
         self.written[label] = path

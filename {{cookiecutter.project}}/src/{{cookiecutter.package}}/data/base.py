@@ -1,32 +1,26 @@
-"""Shared behaviour of our data modules: transforms, splits under DDP, and data loaders."""
+"""Shared behaviour of our data modules: the splits as datasets with their transforms, checks of the
+batch size, and the loaders (one order under DDP and after a resume)."""
 
 from __future__ import annotations
 
 import logging
-import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import rich
 import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.accelerators import CPUAccelerator
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
 from ..errors import ConfigurationError
 from .datasets import LabelledImageDataset
+from .samplers import EvenlyShardedSampler, TrainingSampler
 from .summary import class_count_table, class_counts, imbalance_message
-from .transforms import build_transform, resolve_preprocessing, train_transform_arguments
+from .transforms import build_transform, train_transform_arguments
 
 log = logging.getLogger(__name__)
-# A model input this many times the typical image side (or more) means most images are upscaled.
-UPSCALE_WARNING = 2.0
-# Trained from scratch with data.image_size=null, the model input follows the data: the typical image
-# side rounded to a multiple of AUTO_SIZE_STEP, at least MIN_AUTO_SIZE, at most the backbone's native size.
-AUTO_SIZE_STEP = 8
-MIN_AUTO_SIZE = 32
 # Loader workers per process when training on an accelerator, at most (each holds a copy of the dataset).
 MAX_AUTO_WORKERS = 8
 # Warn when the incomplete last batch, dropped from every epoch, is at least this part of the images.
@@ -35,64 +29,6 @@ WEIGHTED_SAMPLER_NEEDS_ONE_DEVICE = (
     "data.weighted_sampler=true works on one device only (under DDP each process would draw from the "
     "whole training set). Set data.weighted_sampler=false or train on one device."
 )
-
-
-class EvenlyShardedSampler(DistributedSampler):
-    """Give each process every world_size-th sample, without the padding DistributedSampler adds.
-
-    Padding repeats samples, so validation and test metrics under DDP would count some images twice.
-    Lightning keeps a sampler that is already a DistributedSampler.
-    """
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(range(self.rank, len(self.dataset), self.num_replicas))
-
-    def __len__(self) -> int:
-        return math.ceil((len(self.dataset) - self.rank) / self.num_replicas)
-
-
-class TrainingSampler(DistributedSampler):
-    """The training order, a function of (seed, epoch) alone, so that a resumed run sees what the
-    uninterrupted one saw.
-
-    Each epoch draws a permutation of the training set (or, with `weights`, samples with replacement
-    in proportion to them) and a seed per sample, which fixes that sample's random augmentation
-    (see datasets.seed_random_generators). Each process takes every world_size-th sample; the tail
-    that does not divide evenly is dropped, like DistributedSampler(drop_last=True).
-    `start_at(epoch, samples)` makes the next iteration begin part-way through an epoch.
-    """
-
-    def __init__(
-        self,
-        dataset: LabelledImageDataset,
-        seed: int,
-        num_replicas: int = 1,
-        rank: int = 0,
-        weights: torch.Tensor | None = None,
-    ) -> None:
-        super().__init__(
-            dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True
-        )
-        self.weights = weights
-        self.skip = 0
-
-    def start_at(self, epoch: int, samples: int) -> None:
-        self.set_epoch(epoch)
-        self.skip = samples
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        generator = torch.Generator().manual_seed(
-            int(np.random.SeedSequence([self.seed, self.epoch]).generate_state(1, np.uint64)[0] >> 1)
-        )
-        size, total = len(self.dataset), self.num_samples * self.num_replicas
-        if self.weights is None:
-            order = torch.randperm(size, generator=generator)[:total]
-        else:
-            order = torch.multinomial(self.weights, total, replacement=True, generator=generator)
-        seeds = torch.randint(2**62, (total,), generator=generator)
-        start, self.skip = self.skip, 0
-        mine = slice(self.rank + start * self.num_replicas, total, self.num_replicas)
-        return zip(order[mine].tolist(), seeds[mine].tolist(), strict=True)
 
 
 class ClassificationDataModule(LightningDataModule):
@@ -150,7 +86,8 @@ class ClassificationDataModule(LightningDataModule):
 
     @property
     def preprocessing_overrides(self) -> dict[str, Any]:
-        """The data.* settings that override the backbone's own preprocessing (None keeps the backbone's)."""
+        """The data.* settings that override the model's own preprocessing (None keeps the model's);
+        models.preprocessing.resolve_preprocessing applies them."""
         return {
             "image_size": self.image_size,
             "mean": self.mean,
@@ -159,72 +96,10 @@ class ClassificationDataModule(LightningDataModule):
             "crop_pct": self.crop_pct,
         }
 
-    def resolve_preprocessing(
-        self, backbone: str | Mapping[str, Any], from_scratch: bool = False, fixed_input_size: bool = False
-    ) -> dict[str, Any]:
-        """Use timm's preprocessing with this module's overrides: from a built model's data config
-        (`timm.data.resolve_model_data_config(model)`, how training does it), or for looking at the
-        data without a model, from a backbone name.
-
-        With data.image_size=null the input size is the backbone's native one, except for a model
-        trained `from_scratch` that accepts any size: then it follows the data (see MIN_AUTO_SIZE).
-        The choice and its reason are logged.
-        """
-        preprocessing = resolve_preprocessing(backbone, **self.preprocessing_overrides)
-        if self.image_size is None:
-            side = self.choose_image_size(preprocessing["input_size"][-1], from_scratch, fixed_input_size)
-            preprocessing["input_size"] = [preprocessing["input_size"][0], side, side]
-        self.use_preprocessing(preprocessing, check_upscaling=True)
-        return self.preprocessing
-
-    def choose_image_size(self, native: int, from_scratch: bool, fixed_input_size: bool) -> int:
-        """The model input side for data.image_size=null, logged with the reason."""
-        typical = self.typical_image_side() if from_scratch and not fixed_input_size else None
-        if typical is None:
-            reason = (
-                "pretrained or loaded weights work best at it"
-                if not from_scratch
-                else "this backbone takes only that size"
-                if fixed_input_size
-                else "the data's image size is not known up front"
-            )
-            log.info("data.image_size=null: the backbone's native %d px (%s).", native, reason)
-            return native
-        side = int(min(native, max(MIN_AUTO_SIZE, round(typical / AUTO_SIZE_STEP) * AUTO_SIZE_STEP)))
-        if side == native:
-            log.info(
-                "data.image_size=null: the backbone's native %d px (the training images are larger: "
-                "median short side %g px).",
-                native,
-                typical,
-            )
-            return side
-        log.info(
-            "data.image_size=null: %d px, from the typical (median) short side of the training images, "
-            "%g px, as the model trains from scratch (the backbone's native size is %d px, for pretrained "
-            "weights). Set data.image_size to choose.",
-            side,
-            typical,
-            native,
-        )
-        return side
-
-    def use_preprocessing(self, preprocessing: Mapping[str, Any], check_upscaling: bool = False) -> None:
-        """Use the preprocessing the model decided (resolved from its timm data config, or stored in its
-        checkpoint); with `check_upscaling`, warn when the model's native size upscales most images."""
+    def use_preprocessing(self, preprocessing: Mapping[str, Any]) -> None:
+        """Build the transforms from the preprocessing the model decided (resolved for a new model by
+        models.preprocessing, or stored in a trained model's checkpoint)."""
         self.preprocessing = dict(preprocessing)
-        if not check_upscaling or self.image_size is not None:
-            return
-        side, typical = self.preprocessing["input_size"][-1], self.typical_image_side()
-        if typical is not None and side >= UPSCALE_WARNING * typical:
-            log.warning(
-                "The model input is %d px (the backbone's native size, as data.image_size=null), but the "
-                "typical (median) image is %g px on its short side, so images are upscaled: slower, no "
-                "sharper. Set data.image_size=%d unless the pretrained weights need their native size.",
-                side,
-                typical,
-                typical,
-            )
 
     def typical_image_side(self) -> float | None:
         """The median short side of the training images in px, when it is cheap to know."""
@@ -234,7 +109,7 @@ class ClassificationDataModule(LightningDataModule):
         if self.datasets:
             return
         if self.preprocessing is None:
-            raise RuntimeError("Call resolve_preprocessing() or use_preprocessing() before setup().")
+            raise RuntimeError("Call use_preprocessing() with the model's preprocessing before setup().")
         self.datasets = self.make_datasets(
             train_transform=build_transform(
                 self.preprocessing, True, self.augment, self.random_erasing, self.train_transform

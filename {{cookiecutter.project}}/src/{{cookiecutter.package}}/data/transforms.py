@@ -1,58 +1,16 @@
-"""Image transforms from the backbone's own data config (timm), with explicit overrides."""
+"""Image transforms (timm's create_transform) from the preprocessing the model decided, with the
+training augmentation presets."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import timm
 import torch
-from timm.data import create_transform, resolve_data_config
+from timm.data import create_transform
 
 from ..errors import ConfigurationError
-
-
-def backbone_data_config(backbone: str) -> dict[str, Any]:
-    """Return timm's preprocessing for `backbone` (input size, mean, std, interpolation, crop)."""
-    pretrained_cfg = timm.models.get_pretrained_cfg(backbone, allow_unregistered=False)
-    if pretrained_cfg is None:  # hub or local models: timm's defaults
-        return resolve_data_config({})
-    return resolve_data_config({}, pretrained_cfg=pretrained_cfg.to_dict())
-
-
-def resolve_preprocessing(
-    backbone: str | Mapping[str, Any],
-    image_size: int | None = None,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    interpolation: str | None = None,
-    crop_pct: float | None = None,
-) -> dict[str, Any]:
-    """Return the preprocessing a model trains and is evaluated with, as plain data.
-
-    `backbone` is a timm data config (what `timm.data.resolve_model_data_config(model)` returns for
-    a built model: the model decides) or, for the data alone, a timm model name. Each other argument
-    left as None keeps the backbone's own value.
-    """
-    config = dict(backbone) if isinstance(backbone, Mapping) else backbone_data_config(backbone)
-    overrides = {
-        "input_size": None if image_size is None else (3, int(image_size), int(image_size)),
-        "mean": mean,
-        "std": std,
-        "interpolation": interpolation,
-        "crop_pct": crop_pct,
-    }
-    config.update({key: value for key, value in overrides.items() if value is not None})
-    return {
-        "input_size": [int(v) for v in config["input_size"]],
-        "mean": [float(v) for v in config["mean"]],
-        "std": [float(v) for v in config["std"]],
-        "interpolation": str(config["interpolation"]),
-        "crop_pct": float(config["crop_pct"]),
-        "crop_mode": str(config.get("crop_mode", "center")),
-    }
-
 
 # Training augmentation presets, as arguments of timm.data.create_transform. Every preset except
 # "none" starts with a random resized crop and a horizontal flip.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -17,8 +17,9 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from ..errors import ConfigurationError, check_unknown_keys
 from ..finetune import FinetuneStrategy, backbone_modules, backbone_parameters, parameter_groups
-from ..optim import build_optimizer, build_scheduler
-from .backbone import create_backbone
+from ..optim import build_optimization
+from .network import create_network
+from .preprocessing import resolve_preprocessing
 
 
 def _plain(value: Any) -> Any:
@@ -70,7 +71,7 @@ class ImageClassifier(LightningModule):
         # The loggers get the whole run config instead (run.loggers.log_run_config).
         self.save_hyperparameters(logger=False)
         self.class_names = class_names
-        self.model = create_backbone(
+        self.model = create_network(
             backbone,
             num_classes=len(class_names),
             pretrained=pretrained,
@@ -102,9 +103,25 @@ class ImageClassifier(LightningModule):
         """Input size, mean/std, interpolation and crop this model is trained and evaluated with."""
         return self.hparams.preprocessing
 
-    def use_preprocessing(self, preprocessing: Mapping[str, Any]) -> None:
-        """Keep the preprocessing resolved for this model (saved in its checkpoints)."""
-        self.hparams.preprocessing = _plain(preprocessing)
+    @property
+    def trains_from_scratch(self) -> bool:
+        """Whether the network started from random weights: not pretrained, no weights file."""
+        return not (self.hparams.pretrained or self.hparams.weights)
+
+    def resolve_preprocessing(
+        self,
+        overrides: Mapping[str, Any] | None = None,
+        typical_image_side: Callable[[], float | None] = lambda: None,
+    ) -> dict[str, Any]:
+        """Decide this model's preprocessing from its timm network and the data.* `overrides` (see
+        models.preprocessing), keep it for the checkpoints and return it for the data to follow."""
+        self.hparams.preprocessing = resolve_preprocessing(
+            self.model,
+            overrides,
+            from_scratch=self.trains_from_scratch,
+            typical_image_side=typical_image_side,
+        )
+        return dict(self.hparams.preprocessing)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.hparams.channels_last:
@@ -164,10 +181,6 @@ class ImageClassifier(LightningModule):
     def test_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         return {"logits": self._step(batch, "test")[1], "targets": batch[1]}
 
-    def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
-        images = batch[0] if isinstance(batch, (list, tuple)) else batch
-        return self(images).softmax(dim=-1)
-
     # ---- fine-tuning strategy: which weights train in this epoch --------------------------------
 
     @property
@@ -218,26 +231,23 @@ class ImageClassifier(LightningModule):
 
     def configure_optimizers(self):
         # One direction: the optimizer settings and the fine-tuning strategy give the parameter
-        # groups, the groups the optimizer, the optimizer the schedule.
+        # groups, the groups the optimizer, the optimizer the schedule (optim.build_optimization).
         if self.hparams.optimizer is None:
             raise ConfigurationError("Training needs optimizer settings (the optimizer config group).")
-        settings = dict(self.hparams.optimizer)
         groups = parameter_groups(
             self.model,
-            weight_decay=settings.get("weight_decay", 0.0),  # timm's default
+            weight_decay=self.hparams.optimizer.get("weight_decay", 0.0),  # timm's default
             backbone_lr_scale=self.finetune_strategy.backbone_lr_scale,
             layer_decay=self.finetune_strategy.layer_decay,
         )
-        optimizer = build_optimizer(groups, **settings)
         max_epochs = max(int(self.trainer.max_epochs or 1), 1)
-        updates_per_epoch = max(int(self.trainer.estimated_stepping_batches) // max_epochs, 1)
-        scheduler, stepping = build_scheduler(
-            optimizer,
+        return build_optimization(
+            groups,
+            self.hparams.optimizer,
+            self.hparams.scheduler,
             num_epochs=max_epochs,
-            updates_per_epoch=updates_per_epoch,
-            **(self.hparams.scheduler or {}),
+            updates_per_epoch=max(int(self.trainer.estimated_stepping_batches) // max_epochs, 1),
         )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "name": "lr", **stepping}}
 
     def lr_scheduler_step(self, scheduler, metric) -> None:
         if isinstance(scheduler, Scheduler):

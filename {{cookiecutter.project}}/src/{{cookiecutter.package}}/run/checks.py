@@ -136,7 +136,7 @@ def check_trainer_settings(
         for name, callback in callbacks.items()
     }
     if config.get("scheduler", {}).get("sched") == "plateau":
-        monitors["scheduler.monitor"] = config.scheduler.get("monitor", "val/acc")
+        monitors["scheduler.monitor"] = config.scheduler.monitor
     optimized = config.get("optimized_metric")
     if optimized is not None and not (config.get("test") and optimized.startswith("test/")):
         monitors["optimized_metric"] = optimized

@@ -1,4 +1,7 @@
-"""The command-line boundary: a user error ends with one line and exit status 1, never a traceback."""
+"""The command-line boundary: a user error ends with one line and exit status 1, never a traceback.
+
+Every entry point ends a user error here: RunGuard for Hydra runs (a sweep's refusals too), the
+Optuna sweeper for a search space, and `python -m <package>.sweep`."""
 
 from __future__ import annotations
 
@@ -6,21 +9,23 @@ import logging
 import re
 import sys
 import warnings
-from collections.abc import Callable
-from typing import Any, NoReturn
-
-from ..errors import user_error
+from typing import NoReturn
 
 # Whole words only: "output" holds "tpu".
 HARDWARE_WORDS = re.compile(r"\b(gpus?|cuda|mps|accelerators?|tpus?)\b", re.IGNORECASE)
 
 
-def exit_with_message(error: BaseException) -> NoReturn:
-    """Print `error` as one line on stderr and exit with status 1; errors about devices get a hint."""
+def print_error(error: BaseException) -> None:
+    """Print `error` as one line on stderr; errors about devices get a hint."""
     hint = ""
     if HARDWARE_WORDS.search(str(error)):
         hint = " Check that the trainer preset fits this machine (trainer=cpu, gpu, ddp, ddp_sim or mps)."
     print(f"Error: {error}{hint}", file=sys.stderr)
+
+
+def exit_with_message(error: BaseException) -> NoReturn:
+    """Print `error` as one line on stderr (print_error) and exit with status 1."""
+    print_error(error)
     sys.exit(1)
 
 
@@ -49,16 +54,3 @@ def send_lightning_logs_to_hydra() -> None:
     warnings.filterwarnings(
         "ignore", message=r"It is recommended to use `self\.log\('test/(f1_macro|acc_top\d+)'"
     )
-
-
-def run_command(task: Callable[[Any], Any], argument: Any) -> Any:
-    """Run `task(argument)` outside Hydra's run machinery (e.g. the data report): user errors
-    become one line and exit status 1. Hydra runs get the same from hydra_callback.RunGuard."""
-    send_lightning_logs_to_hydra()
-    try:
-        return task(argument)
-    except Exception as error:
-        problem = user_error(error)
-        if problem is None:
-            raise
-        exit_with_message(problem)

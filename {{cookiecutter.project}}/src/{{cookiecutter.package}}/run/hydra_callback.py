@@ -3,25 +3,22 @@ job has ended. Configured in configs/hydra/default.yaml; imports nothing heavy (
 
 from __future__ import annotations
 
-import atexit
-import difflib
 import logging
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from ..errors import ConfigurationError, user_error
+from .added_keys import check_added_keys
 from .command import exit_with_message
 from .directory import (
     CHECKPOINT_DIR,
     FAILURE_FILE,
-    RESULTS_FILE,
     check_output_dir_is_new,
     has_checkpoints,
     start_checkpoint,
@@ -36,10 +33,9 @@ from .distributed import (
     slurm_run_dir,
     slurm_tasks,
 )
+from .resume_search import find_run_to_resume
 
 log = logging.getLogger(__name__)
-# Keys that say how to start a run rather than what it trains: a run resumed with them is the same run.
-START_KEYS = ("resume", "ckpt_path")
 
 
 def is_worker_process() -> bool:
@@ -47,67 +43,6 @@ def is_worker_process() -> bool:
     the run directory belongs to the first one."""
     names = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
     return any(int(os.environ.get(name, "0") or 0) > 0 for name in names)
-
-
-def what_it_trains(config: DictConfig) -> dict[str, Any]:
-    """The config without Hydra's node and the start keys, unresolved (as Hydra saves it)."""
-    content = OmegaConf.to_container(config, resolve=False)
-    return {key: value for key, value in content.items() if key not in ("hydra", *START_KEYS)}
-
-
-def find_run_to_resume(runs_dir: Path, config: DictConfig) -> Path | None:
-    """The newest run under `runs_dir` with the same config that has a last.ckpt and no results."""
-    wanted = what_it_trains(config)
-    candidates = sorted(
-        runs_dir.glob(f"*/{CHECKPOINT_DIR}/last.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True
-    )
-    for last in candidates:
-        run_dir = last.parent.parent
-        saved = run_dir / ".hydra" / "config.yaml"
-        if (run_dir / RESULTS_FILE).exists() or not saved.is_file():
-            continue
-        if what_it_trains(OmegaConf.load(saved)) == wanted:
-            return run_dir
-    return None
-
-
-def top_level_keys(config: DictConfig) -> set[str]:
-    """The settings the task's primary config has (configs/<task>.yaml): its keys and its groups."""
-    sources = [s for s in config.hydra.runtime.config_sources if s.provider == "main" and s.schema == "file"]
-    if not sources:
-        return set()
-    directory = Path(str(sources[0].path).removeprefix("file://"))
-    primary = OmegaConf.load(directory / f"{config.hydra.job.config_name}.yaml")
-    keys = {str(key) for key in primary if key != "defaults"} | {"hydra"}
-    for entry in primary.get("defaults", []):
-        if isinstance(entry, DictConfig):
-            for group in entry:
-                keys.add(str(group).removeprefix("override ").split("/")[0])
-    return keys
-
-
-def check_added_keys(config: DictConfig) -> None:
-    """Refuse `+key=value` (or `++key=value`) for a key the task has no setting for: Hydra would add
-    it as a new, unused setting, and the run would silently go on without what the user meant."""
-    try:
-        known = top_level_keys(config)
-        # As typed: a value may interpolate what exists only once the job runs (${paths.output_dir}).
-        typed = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
-        overrides = OverridesParser.create().parse_overrides(typed)
-    except Exception as error:  # Hydra swallows a callback's error and skips the guards after it
-        log.warning("Could not check the command line's added keys (%s); going on.", error)
-        return
-    if not known:
-        return
-    for override in overrides:
-        name = override.key_or_group.split(".")[0].split("/")[0]
-        if (override.is_add() or override.is_force_add()) and name not in known:
-            close = difflib.get_close_matches(name, sorted(known), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else "."
-            raise ConfigurationError(
-                f"{override.input_line}: {config.hydra.job.config_name}.yaml has no setting {name!r}, so it "
-                f"would be added and never used{hint} (--help lists the config groups, --cfg job every key.)"
-            )
 
 
 class RunGuard(Callback):
@@ -126,12 +61,10 @@ class RunGuard(Callback):
         self.created_run_dir = False
         # Made in the process the user started; a sweep's workers get this object pickled.
         self.started_as = entry_point()
-        self.sweep_dir: Path | None = None  # set when a sweep starts; cleared once summarized
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """Refuse a sweep that every process of a distributed launch would run, and make sure the
-        sweep ends with its summary: Hydra skips on_multirun_end when a job failed, but the
-        process still exits through atexit."""
+        """Refuse a sweep that every process of a distributed launch would run, or whose settings
+        cannot work, before any job starts (the summary is sweep.callback.SweepSummaryCallback's)."""
         if is_torchrun() or slurm_tasks() > 1:
             exit_with_message(
                 ConfigurationError(
@@ -152,29 +85,6 @@ class RunGuard(Callback):
             check_added_keys(config)
         except ConfigurationError as error:
             exit_with_message(error)
-        self.sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
-        atexit.register(self.summarize)
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        self.summarize()
-
-    def summarize(self) -> None:
-        """Write and print the sweep's summary once (summary.csv, summary.md, a plot)."""
-        sweep_dir, self.sweep_dir = self.sweep_dir, None
-        if sweep_dir is None or not sweep_dir.is_dir():
-            return
-        try:
-            from ..sweep.summary import summarize_sweep
-
-            summarize_sweep(sweep_dir)
-        except Exception as error:  # the jobs' own results are safe; say how to try again
-            log.error(
-                "Could not summarize the sweep (%s: %s); rebuild it with: python -m %s.sweep %s",
-                type(error).__name__,
-                error,
-                __package__.split(".")[0],
-                sweep_dir,
-            )
 
     def on_job_start(self, config: DictConfig, *, task_function: Any = None, **kwargs: Any) -> None:
         if task_function is not None:

@@ -2,9 +2,10 @@
 
 Read from the files each job left in its directory, not from memory: jobs may have run in other
 processes or on other machines. Imports nothing heavy (no torch; matplotlib only when drawing), so
-Hydra can load it at the start of every run.
+Hydra can load it at the start of every run (callback.SweepSummaryCallback).
 """
 
-from .summary import Job, SweepSummary, summarize_sweep
+from .jobs import Job, SweepSummary
+from .summary import summarize_sweep
 
 __all__ = ["Job", "SweepSummary", "summarize_sweep"]

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ConfigurationError
+from ..run.command import print_error
 from .summary import summarize_sweep
 
 
@@ -27,7 +28,7 @@ def main(arguments: Sequence[str] | None = None) -> int:
     try:
         summarize_sweep(sweep_dir)
     except (ConfigurationError, OSError) as error:
-        print(f"Error: {error}", file=sys.stderr)
+        print_error(error)
         return 1
     return 0
 

@@ -1,23 +1,22 @@
 """The picture of a sweep: its optimized metric against each swept parameter, the best job marked.
 
-Drawn with matplotlib (imported here only, when the picture is drawn) without pyplot: no GUI backend,
-no global state. Sizes are fixed in inches at DPI, and the panels placed by hand, as in
-callbacks/drawing.py.
+A figure made by pictures.new_figure (matplotlib without pyplot, imported only when drawing), the
+panels placed by hand in inches.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from ..pictures import new_figure, place_axes
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-DPI = 100
 # Inches: each panel, the room around them (tick labels and titles) and the panels in a row.
 PANEL_WIDTH, PANEL_HEIGHT = 3.8, 2.8
 LEFT, RIGHT, BOTTOM, TOP, GAP_X, GAP_Y = 0.8, 0.25, 0.9, 0.7, 0.75, 1.0
@@ -33,12 +32,6 @@ NOT_SET = "(not set)"
 def plot_file_name(metric: str) -> str:
     """'val/acc' -> 'summary_val_acc.png'."""
     return f"summary_{re.sub(r'[^A-Za-z0-9.-]+', '_', metric).strip('_.') or 'metric'}.png"
-
-
-def figure_png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=figure.dpi)
-    return buffer.getvalue()
 
 
 def as_numbers(values: Sequence[str | None]) -> list[float | None] | None:
@@ -72,20 +65,18 @@ def sweep_figure(
     value job i's override gave key, None where it gave none). Numbers go on a linear axis, or a log
     one when they are positive and span more than LOG_SPAN; anything else is a category, at positions
     in order of first appearance. Job `best` is a red star."""
-    from matplotlib.figure import Figure
-
     keys = list(parameters)
     columns = min(len(keys), PANELS_PER_ROW)
     rows = math.ceil(len(keys) / columns)
     width = LEFT + columns * PANEL_WIDTH + (columns - 1) * GAP_X + RIGHT
     height = BOTTOM + rows * PANEL_HEIGHT + (rows - 1) * GAP_Y + TOP
-    figure = Figure(figsize=(width, height), dpi=DPI)
+    figure = new_figure(width, height)
     figure.suptitle(title, fontsize=10, y=1 - 0.1 / height, va="top")
     for index, key in enumerate(keys):
         row, column = divmod(index, columns)
         left = LEFT + column * (PANEL_WIDTH + GAP_X)
         bottom = height - TOP - (row + 1) * PANEL_HEIGHT - row * GAP_Y
-        axes = figure.add_axes((left / width, bottom / height, PANEL_WIDTH / width, PANEL_HEIGHT / height))
+        axes = place_axes(figure, left, bottom, PANEL_WIDTH, PANEL_HEIGHT)
         draw_panel(axes, key, parameters[key], values, best, best_label)
         axes.set_ylabel(metric, fontsize=9)
     return figure

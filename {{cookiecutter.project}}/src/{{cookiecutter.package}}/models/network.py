@@ -1,4 +1,5 @@
-"""Create timm models by name, with errors that say what to type instead."""
+"""Create timm networks by name (the whole model: backbone and classifier), with errors that say
+what to type instead, and load local weights into them."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def trains_from_scratch(model_config: Any) -> bool:
     return not (model_config.get("pretrained") or model_config.get("weights"))
 
 
-def create_backbone(
+def create_network(
     name: str,
     num_classes: int,
     pretrained: bool = False,
