@@ -75,7 +75,7 @@ def dynamic_batch() -> dict[str, dict[int, Any]]:
 
 def export_timm(model: ImageClassifier, folder: Path, checkpoint: str, card: Mapping[str, Any]) -> Callable:
     """model.safetensors and config.json (architecture, classes, label names, the run's preprocessing
-    as pretrained_cfg) as timm's save_for_hf writes them, and a model card (model_card.py). timm's
+    as pretrained_cfg) as timm's save_for_hf writes them, and a model card (model_card/). timm's
     `local-dir:` and transformers' AutoModelForImageClassification both load it."""
     from timm.models import save_for_hf
 
@@ -214,4 +214,3 @@ def export(config: DictConfig) -> dict[str, Any]:
             paths=written,
             metrics={},
         )
-

@@ -18,7 +18,7 @@ from .atomic import csv_text, write_atomically
 from .data.images import READ_ERRORS, is_image_file, load_rgb, read_image_size
 from .data.transforms import build_transform
 from .errors import ConfigurationError
-from .models import ImageClassifier
+from .models import ImageClassifier, class_probabilities, top_predictions
 from .run.checkpoints import load_classifier
 from .run.task import Run
 
@@ -67,26 +67,6 @@ class ImagesToPredict(Dataset):
             return self.transform(load_rgb(self.paths[index])), index, True
         except READ_ERRORS:
             return torch.zeros(self.input_size), index, False
-
-
-def class_probabilities(network: torch.nn.Module, images: torch.Tensor, flip: bool) -> torch.Tensor:
-    """Softmax probabilities (float32), averaged with those of the mirrored images when `flip`."""
-    probabilities = network(images).float().softmax(dim=-1)
-    if flip:
-        probabilities = (probabilities + network(images.flip(-1)).float().softmax(dim=-1)) / 2
-    return probabilities
-
-
-def top_predictions(
-    probabilities: torch.Tensor, class_names: list[str], k: int
-) -> list[list[dict[str, Any]]]:
-    """The k most probable classes of each row, best first, in transformers' image-classification
-    pipeline shape: `[{"label": ..., "score": ...}, ...]` (k at most the number of classes)."""
-    scores, classes = probabilities.topk(min(int(k), len(class_names)), dim=-1)
-    return [
-        [{"label": class_names[c], "score": s} for c, s in zip(row_classes, row_scores, strict=True)]
-        for row_classes, row_scores in zip(classes.tolist(), scores.tolist(), strict=True)
-    ]
 
 
 class Predictor(LightningModule):

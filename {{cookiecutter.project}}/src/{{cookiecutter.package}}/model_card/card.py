@@ -1,22 +1,21 @@
 """The model card of an exported timm folder (its README.md, as the Hugging Face Hub shows it), built
-from what the training run recorded beside the checkpoint: results.json, config.yaml and plots/."""
+from what the training run recorded beside the checkpoint."""
 
 from __future__ import annotations
 
-import json
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .models import ImageClassifier
-from .run.checkpoints import read_checkpoint
+from ..models import ImageClassifier
+from .record import CONFUSION_MATRIX, RunRecord, base_model, data_source
+from .usage import upload_section, usage_section
 
-# Copied into the folder beside README.md, which links to them.
+# Copied into the folder beside README.md, which links to it.
 CONFIG_FILE = "training_config.yaml"
-CONFUSION_MATRIX = "test_confusion_matrix.png"
 # The test metrics of results.json the card's model-index lists, as the Hub's metric types.
 HUB_METRICS = {
     "test/acc": ("accuracy", "Top-1 accuracy", None),
@@ -24,47 +23,6 @@ HUB_METRICS = {
     "test/acc_top5": ("accuracy", "Top-5 accuracy", {"k": 5}),
     "test/f1_macro": ("f1", "Macro F1", {"average": "macro"}),
 }
-
-
-class RunRecord:
-    """What the run that wrote a checkpoint recorded: its results, its config, its pictures. A file
-    that is missing (a checkpoint copied away from its run directory) leaves its part empty."""
-
-    def __init__(self, checkpoint: str | Path) -> None:
-        self.checkpoint = Path(checkpoint)
-        self.run_dir = self.checkpoint.parent.parent
-        self.hyperparameters: dict[str, Any] = read_checkpoint("ckpt_path", checkpoint)["hyper_parameters"]
-        self.results = _read(self.run_dir / "results.json", json.loads)
-        self.config = _read(self.run_dir / "config.yaml", yaml.safe_load)
-
-    @property
-    def test_metrics(self) -> dict[str, float]:
-        metrics = self.results.get("metrics", {})
-        return {name: float(value) for name, value in metrics.items() if name.startswith("test/")}
-
-    @property
-    def confusion_matrix(self) -> Path | None:
-        path = self.run_dir / "plots" / CONFUSION_MATRIX
-        return path if path.is_file() else None
-
-
-def _read(path: Path, parse) -> dict[str, Any]:
-    try:
-        return parse(path.read_text()) or {}
-    except (OSError, ValueError, yaml.YAMLError):
-        return {}
-
-
-def base_model(hyperparameters: Mapping[str, Any]) -> str | None:
-    """The Hub repository of the pretrained weights training started from (None: from scratch, or a
-    local weights file the Hub cannot name)."""
-    if not hyperparameters.get("pretrained"):
-        return None
-    import timm
-
-    config = timm.models.get_pretrained_cfg(str(hyperparameters["backbone"]), allow_unregistered=False)
-    hub_id = getattr(config, "hf_hub_id", None) if config else None
-    return hub_id or f"timm/{hyperparameters['backbone']}"
 
 
 def front_matter(
@@ -103,16 +61,6 @@ def front_matter(
             }
         ]
     return metadata
-
-
-def data_source(config: Mapping[str, Any]) -> str:
-    """The data module and where it read from, e.g. `ImageFolderDataModule (root: photos/)`."""
-    data = config.get("data") or {}
-    module = str(data.get("_target_", "unknown data")).rsplit(".", 1)[-1]
-    where = [f"{key}: {data[key]}" for key in ("name", "root", "csv_path") if data.get(key)]
-    if module == "DigitsDataModule":
-        where.append("the 8x8 UCI handwritten digits bundled with the project")
-    return f"{module} ({', '.join(where)})" if where else module
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
@@ -174,69 +122,6 @@ def metrics_section(record: RunRecord) -> list[str]:
     return [*lines, ""]
 
 
-def usage_section() -> list[str]:
-    """Loading snippets for timm, transformers and onnxruntime; each runs as it stands from this folder
-    with a `photo.jpg` beside it (the project's tests run them)."""
-    return [
-        "## Use",
-        "",
-        "Each snippet runs from this folder with an image `photo.jpg`; once the folder is on the Hub, use "
-        'its repository id instead of `"."` (`"hf-hub:<user>/<repo>"` for timm).',
-        "",
-        "timm (the preprocessing comes from `config.json`):",
-        "",
-        "```python",
-        "import timm",
-        "import torch",
-        "from PIL import Image",
-        "from timm.data import create_transform, resolve_model_data_config",
-        "",
-        'model = timm.create_model("local-dir:.", pretrained=True).eval()',
-        "transform = create_transform(**resolve_model_data_config(model))",
-        "with torch.no_grad():",
-        '    probabilities = model(transform(Image.open("photo.jpg").convert("RGB"))[None]).softmax(-1)[0]',
-        'print(model.pretrained_cfg["label_names"][int(probabilities.argmax())])',
-        "```",
-        "",
-        "Hugging Face transformers (its `TimmWrapper` classes read the same `config.json`):",
-        "",
-        "```python",
-        "from transformers import pipeline",
-        "",
-        'classifier = pipeline("image-classification", model=".")',
-        'print(classifier("photo.jpg")[0]["label"])  # the top 5, best first: [{"label", "score"}, ...]',
-        "```",
-        "",
-        "onnxruntime, with `model.onnx` from `export.py formats=[onnx]` (the `onnx/` folder beside this one;"
-        " copy it here to ship it with the model):",
-        "",
-        "```python",
-        "import json",
-        "",
-        "import numpy as np",
-        "import onnxruntime",
-        "from PIL import Image",
-        "from timm.data import create_transform",
-        "",
-        'session = onnxruntime.InferenceSession("../onnx/model.onnx", providers=["CPUExecutionProvider"])',
-        "metadata = session.get_modelmeta().custom_metadata_map",
-        'preprocessing = json.loads(metadata["preprocessing"])',
-        "transform = create_transform(",
-        '    input_size=tuple(preprocessing["input_size"]),',
-        '    interpolation=preprocessing["interpolation"],',
-        '    mean=tuple(preprocessing["mean"]),',
-        '    std=tuple(preprocessing["std"]),',
-        '    crop_pct=preprocessing["crop_pct"],',
-        '    crop_mode=preprocessing["crop_mode"],',
-        ")",
-        'image = transform(Image.open("photo.jpg").convert("RGB"))[None].numpy()',
-        'logits = session.run(["logits"], {"input": image})[0]',
-        'print(json.loads(metadata["class_names"])[int(np.argmax(logits))])',
-        "```",
-        "",
-    ]
-
-
 def model_card(record: RunRecord, model: ImageClassifier, license: str, tags: Sequence[str] = ()) -> str:
     """README.md of the timm folder: YAML front matter, then what the model is, how it was trained, its
     test metrics, its preprocessing, how to load it and how to upload it."""
@@ -276,14 +161,7 @@ def model_card(record: RunRecord, model: ImageClassifier, license: str, tags: Se
         "`pretrained_cfg` in `config.json`.",
         "",
         *usage_section(),
-        "## Upload",
-        "",
-        "With the Hub's command-line tool (`pip install huggingface_hub`), after `hf auth login`:",
-        "",
-        "```bash",
-        "hf upload <user>/<repo> .",
-        "```",
-        "",
+        *upload_section(),
         f"Exported from `{record.checkpoint}`.",
         "",
     ]
@@ -294,7 +172,7 @@ def write_model_card(
     folder: Path, model: ImageClassifier, checkpoint: str | Path, license: str, tags: Sequence[str] = ()
 ) -> Path:
     """Write README.md into `folder`, with the run's config and test confusion matrix beside it."""
-    record = RunRecord(checkpoint)
+    record = RunRecord(checkpoint, model.hparams)
     if record.config:
         shutil.copyfile(record.run_dir / "config.yaml", folder / CONFIG_FILE)
     if record.confusion_matrix:
