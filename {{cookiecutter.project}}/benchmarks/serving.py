@@ -31,7 +31,7 @@ import torch
 from PIL import Image
 
 from {{ cookiecutter.package }}.data.transforms import build_transform
-from {{ cookiecutter.package }}.prediction import class_probabilities, top_predictions
+from {{ cookiecutter.package }}.models import class_probabilities, top_predictions
 from {{ cookiecutter.package }}.serving import decode_image, load_served_model
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
