@@ -123,6 +123,8 @@ def start_server(arguments, port: int) -> subprocess.Popen:
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     for _ in range(360):
+        if process.poll() is not None:  # a bad setting: serve.py said why and ended
+            raise SystemExit(f"serve.py exited with status {process.returncode} before it served")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
                 return process

@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -111,7 +112,15 @@ def server(tmp_path_factory) -> dict:
     else:
         process.kill()
         pytest.fail(f"serve.py did not become healthy: {process.communicate()[0][-3000:]}")
-    yield {"url": url, "process": process, "photos": photos, "expected": expected, "root": root, "port": port}
+    yield {
+        "url": url,
+        "process": process,
+        "photos": photos,
+        "expected": expected,
+        "root": root,
+        "port": port,
+        "checkpoint": checkpoint,
+    }
     if process.poll() is None:
         process.kill()
         process.wait()
@@ -257,6 +266,32 @@ def test_the_page_in_a_headless_browser_shows_the_top_label_of_an_upload(server)
     finally:
         browser.quit()
     assert shown == [p["label"] for p in server["expected"][photo.name]]
+
+
+@pytest.mark.slow
+def test_the_serving_benchmark_prints_its_table(server):
+    # Tiny settings against a server of its own: it runs and prints a row per concurrency, timing unasserted.
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "benchmarks" / "serving.py"),
+            f"--ckpt-path={server['checkpoint']}",
+            "--concurrency",
+            "1",
+            "4",
+            "--requests=8",
+            "--rounds=1",
+            "--images=2",
+            f"--run-dir={server['root'] / 'benchmark'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = re.findall(r"^\| (\d+) \| [\d.]+ \| [\d.]+ \| ([\d.]+) \|", result.stdout, flags=re.MULTILINE)
+    assert [concurrency for concurrency, _ in rows] == ["1", "4"], result.stdout
+    assert all(float(ratio) > 0 for _, ratio in rows)
 
 
 @pytest.mark.slow
