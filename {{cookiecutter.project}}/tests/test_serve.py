@@ -29,6 +29,7 @@ pytest.importorskip("litserve")
 httpx = pytest.importorskip("httpx")
 
 from {{ cookiecutter.package }}.serving import BadRequest, decode_image, serve  # noqa: E402
+from {{ cookiecutter.package }}.serving.server import worker_cpu_threads  # noqa: E402
 
 
 def free_port() -> int:
@@ -326,8 +327,20 @@ def test_a_truncated_png_is_refused_as_undecodable():
         (["model_dir=nowhere"], "holds no config.json"),
         (["ckpt_path=a.ckpt", "host=example.com"], "LitServe binds to one of"),
         (["ckpt_path=a.ckpt", "port=80"], "use a port from 1024"),
+        (["ckpt_path=a.ckpt", "cpu_threads=0"], "cpu_threads=0: use a positive number"),
     ],
 )
 def test_bad_settings_are_refused_before_a_server_starts(compose_config, overrides, message):
     with pytest.raises(ConfigurationError, match=message):
         serve(compose_config(overrides, "serve"))
+
+
+@pytest.mark.parametrize(
+    ("cores", "overrides", "threads"),
+    [(4, [], 3), (4, ["workers_per_device=2"], 1), (2, [], 1), (1, [], 1), (4, ["cpu_threads=2"], 2)],
+)
+def test_a_cpu_worker_leaves_a_core_to_the_http_process(
+    compose_config, monkeypatch, cores, overrides, threads
+):
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert worker_cpu_threads(compose_config(["ckpt_path=a.ckpt", *overrides], "serve")) == threads

@@ -62,14 +62,18 @@ class ImageClassifierAPI(litserve.LitAPI):
         max_pixels: int,
         max_batch_size: int,
         batch_timeout: float,
+        cpu_threads: int,
     ) -> None:
         super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout, api_path="/predict")
         self.source = {"ckpt_path": ckpt_path, "model_dir": model_dir}
         self.top_k, self.flip_tta, self.max_pixels = top_k, flip_tta, max_pixels
+        self.cpu_threads = cpu_threads
 
     def setup(self, device: str) -> None:
-        served = load_served_model(**self.source)
         self.torch_device = torch.device(device)
+        if self.torch_device.type == "cpu":  # in the worker process: its own thread count
+            torch.set_num_threads(self.cpu_threads)
+        served = load_served_model(**self.source)
         self.network = served.network.to(self.torch_device)
         self.class_names = served.class_names
         self.transform = build_transform(served.preprocessing, is_training=False)

@@ -4,6 +4,7 @@ until SIGTERM or Ctrl+C."""
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,6 +50,7 @@ def build_server(config: DictConfig) -> litserve.LitServer:
         max_pixels=int(config.max_pixels),
         max_batch_size=int(config.max_batch_size),
         batch_timeout=float(config.batch_timeout),
+        cpu_threads=worker_cpu_threads(config),
     )
     max_bytes = int(float(config.max_upload_mb) * 1e6)
     server = litserve.LitServer(
@@ -66,13 +68,21 @@ def build_server(config: DictConfig) -> litserve.LitServer:
     return server
 
 
+def worker_cpu_threads(config: DictConfig) -> int:
+    """torch's threads in each worker on a CPU: `cpu_threads`, or with null the cores less one (which the
+    HTTP process needs) shared among the workers, at least 1."""
+    if config.get("cpu_threads") is not None:
+        return int(config.cpu_threads)
+    return max(1, ((os.cpu_count() or 1) - 1) // int(config.workers_per_device))
+
+
 def check_serve_settings(config: DictConfig) -> None:
     if config.host not in HOSTS:
         raise ConfigurationError(f"host={config.host!r}: LitServe binds to one of {', '.join(HOSTS)}.")
     if not 1024 <= int(config.port) <= 65535:
         raise ConfigurationError(f"port={config.port}: use a port from 1024 to 65535, e.g. port=8000.")
-    for key in ("top_k", "max_batch_size", "workers_per_device", "max_pixels"):
-        if int(config[key]) < 1:
+    for key in ("top_k", "max_batch_size", "workers_per_device", "max_pixels", "cpu_threads"):
+        if config.get(key) is not None and int(config[key]) < 1:
             raise ConfigurationError(f"{key}={config[key]}: use a positive number.")
     if float(config.batch_timeout) < 0:
         raise ConfigurationError(f"batch_timeout={config.batch_timeout}: seconds, 0 or more (e.g. 0.01).")
