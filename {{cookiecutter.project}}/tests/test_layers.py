@@ -25,6 +25,7 @@ LAYERS = {
     "data": 2,
     "models": 2,
     "callbacks": 3,
+    "model_card": 3,  # written by the exporter from the loaded model and the run's files
     "run": 4,
     "search": 5,
     "training": 5,
@@ -33,6 +34,7 @@ LAYERS = {
     "exporting": 5,
     "reporting": 5,
     "sweep": 5,
+    "serving": 5,
 }
 MAX_CODE_LINES = 220
 

@@ -18,11 +18,11 @@ from {{ cookiecutter.package }}.run.hydra_backports import apply_hydra_backports
 
 from conftest import CONFIG_DIR, PROJECT_ROOT, run_script
 
-SCRIPTS = ("train.py", "eval.py", "predict.py", "export.py", "report.py")
+SCRIPTS = ("train.py", "eval.py", "predict.py", "export.py", "report.py", "serve.py")
 # Loaded only by the runs that use them: torch and the rest of the stack by any run, matplotlib by
-# torchmetrics and the pictures, Optuna by a search, ONNX by an ONNX export.
+# torchmetrics and the pictures, Optuna by a search, ONNX by an ONNX export, LitServe by serve.py.
 HEAVY_MODULES = ("torch", "lightning", "timm", "torchvision", "torchmetrics", "matplotlib", "rich")
-OPTIONAL_MODULES = ("optuna", "onnx", "onnxscript", "onnxruntime")
+OPTIONAL_MODULES = ("optuna", "onnx", "onnxscript", "onnxruntime", "litserve", "fastapi")
 
 # Runs a script as `python <script> args` would and prints, at exit, which of the modules above it
 # loaded and how many objects the garbage collector had frozen.

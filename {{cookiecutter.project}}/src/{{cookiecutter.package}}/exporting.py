@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from .atomic import replaced_atomically
 from .errors import ConfigurationError
+from .model_card import write_model_card
 from .models import ImageClassifier
 from .run.checkpoints import load_classifier
 from .run.task import Run
@@ -65,35 +66,6 @@ def compare(name: str, reference: Callable, exported: Callable, inputs: dict[int
     return worst
 
 
-def model_card(model: ImageClassifier, checkpoint: str, metrics: dict[str, float]) -> str:
-    preprocessing = model.preprocessing
-    lines = [
-        f"# {model.hparams.backbone} fine-tuned on {len(model.class_names)} classes",
-        "",
-        f"Exported from `{checkpoint}`.",
-        "",
-        f"- classes: {', '.join(model.class_names)}",
-        f"- input: {preprocessing['input_size']} ({preprocessing['interpolation']}, crop_pct "
-        f"{preprocessing['crop_pct']}), mean {preprocessing['mean']}, std {preprocessing['std']}",
-    ]
-    lines += [f"- {name}: {value:.4f}" for name, value in metrics.items()]
-    lines += [
-        "",
-        "## Load",
-        "",
-        "```python",
-        "import timm",
-        "from timm.data import create_transform, resolve_model_data_config",
-        "",
-        'model = timm.create_model("local-dir:<this folder>", pretrained=True).eval()',
-        "transform = create_transform(**resolve_model_data_config(model))",
-        'labels = model.pretrained_cfg["label_names"]',
-        "```",
-        "",
-    ]
-    return "\n".join(lines)
-
-
 def dynamic_batch() -> dict[str, dict[int, Any]]:
     """torch.export's dynamic_shapes for a timm model's one input `x`: any batch size."""
     from torch.export import Dim
@@ -101,10 +73,10 @@ def dynamic_batch() -> dict[str, dict[int, Any]]:
     return {"x": {0: Dim("batch", min=1)}}
 
 
-def export_timm(model: ImageClassifier, folder: Path, checkpoint: str, metrics: dict[str, float]) -> Callable:
+def export_timm(model: ImageClassifier, folder: Path, checkpoint: str, card: Mapping[str, Any]) -> Callable:
     """model.safetensors and config.json (architecture, classes, label names, the run's preprocessing
-    as pretrained_cfg) as timm's save_for_hf writes them, and a model card. timm's `local-dir:` and
-    transformers' AutoModelForImageClassification both load it."""
+    as pretrained_cfg) as timm's save_for_hf writes them, and a model card (model_card/). timm's
+    `local-dir:` and transformers' AutoModelForImageClassification both load it."""
     from timm.models import save_for_hf
 
     save_for_hf(
@@ -120,7 +92,7 @@ def export_timm(model: ImageClassifier, folder: Path, checkpoint: str, metrics: 
     config = json.loads(config_file.read_text())
     config.get("model_args", {}).pop("num_classes", None)
     config_file.write_text(json.dumps(config, indent=2) + "\n")
-    (folder / "README.md").write_text(model_card(model, checkpoint, metrics))
+    write_model_card(folder, model, checkpoint, license=card["license"], tags=card.get("tags") or ())
 
     def load() -> Callable:
         import timm
@@ -211,7 +183,6 @@ def export(config: DictConfig) -> dict[str, Any]:
             )
         model = load_classifier(config.ckpt_path).eval()
         checkpoint = str(Path(config.ckpt_path).expanduser().resolve())
-        metrics = _checkpoint_metrics(checkpoint)
         inputs = check_inputs(model)
         output_dir.mkdir(parents=True, exist_ok=True)
 
@@ -226,7 +197,7 @@ def export(config: DictConfig) -> dict[str, Any]:
                 final = output_dir / name
                 with replaced_atomically(final, directory=True) as staging:  # renamed once it checks out
                     if name == "timm":
-                        load = export_timm(model, staging, checkpoint, metrics)
+                        load = export_timm(model, staging, checkpoint, config.model_card)
                     elif name == "onnx":
                         load = export_onnx(model, staging, inputs[CHECK_BATCHES[-1]])
                     else:
@@ -243,13 +214,3 @@ def export(config: DictConfig) -> dict[str, Any]:
             paths=written,
             metrics={},
         )
-
-
-def _checkpoint_metrics(checkpoint: str) -> dict[str, float]:
-    """The test metrics of the run that wrote the checkpoint (its results.json), for the model card."""
-    results = Path(checkpoint).parent.parent / "results.json"
-    try:
-        metrics = json.loads(results.read_text())["metrics"]
-    except (OSError, ValueError, KeyError):
-        return {}
-    return {name: float(value) for name, value in metrics.items() if name.startswith("test/")}

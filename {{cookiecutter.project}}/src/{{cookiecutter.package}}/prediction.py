@@ -18,7 +18,7 @@ from .atomic import csv_text, write_atomically
 from .data.images import READ_ERRORS, is_image_file, load_rgb, read_image_size
 from .data.transforms import build_transform
 from .errors import ConfigurationError
-from .models import ImageClassifier
+from .models import ImageClassifier, class_probabilities, top_predictions
 from .run.checkpoints import load_classifier
 from .run.task import Run
 
@@ -78,10 +78,7 @@ class Predictor(LightningModule):
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         images, indices, readable = batch
-        probabilities = self.classifier(images).float().softmax(dim=-1)
-        if self.flip:
-            mirrored = self.classifier(images.flip(-1)).float().softmax(dim=-1)
-            probabilities = (probabilities + mirrored) / 2
+        probabilities = class_probabilities(self.classifier, images, self.flip)
         return {"probabilities": probabilities.cpu(), "indices": indices.cpu(), "readable": readable.cpu()}
 
 
@@ -144,21 +141,13 @@ def predict(config: DictConfig) -> dict[str, Any]:
             )
         run.save_config()
         batches = trainer.predict(Predictor(model, bool(config.flip_tta)), loader) if readable else []
-        k = min(int(config.top_k), len(model.class_names))
         rows = []
         for batch in batches:
-            scores, classes = batch["probabilities"].topk(k, dim=-1)
-            for index, ok, top_scores, top_classes in zip(
-                batch["indices"].tolist(),
-                batch["readable"].tolist(),
-                scores.tolist(),
-                classes.tolist(),
-                strict=True,
-            ):
+            tops = top_predictions(batch["probabilities"], model.class_names, int(config.top_k))
+            indices, readable_flags = batch["indices"].tolist(), batch["readable"].tolist()
+            for index, ok, top in zip(indices, readable_flags, tops, strict=True):
                 if ok:
-                    rows.append(
-                        (str(readable[index]), [model.class_names[c] for c in top_classes], top_scores)
-                    )
+                    rows.append((str(readable[index]), [p["label"] for p in top], [p["score"] for p in top]))
                 else:
                     unreadable.append((readable[index], "cannot be decoded"))
         if unreadable:

@@ -140,6 +140,8 @@ def train(config: DictConfig) -> dict[str, Any]:
                 **checkpoints,
                 "optimized": optimized_value(config, metrics, checkpoints),
                 "epochs": trainer.current_epoch,
+                # For the model card: how many images each split held.
+                "split_sizes": {split: len(dataset) for split, dataset in datamodule.datasets.items()},
             },
             title="Run finished",
             paths={

@@ -1,0 +1,21 @@
+"""Serve a trained model over HTTP: `python serve.py ckpt_path=<checkpoint>` (or model_dir=<export>/timm)."""
+
+import hydra
+from omegaconf import DictConfig
+
+from {{ cookiecutter.package }}.run.hydra_backports import apply_hydra_backports
+
+apply_hydra_backports()  # before Hydra composes: a faster --help and tab completion on hydra-core 1.3
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="serve")
+def main(config: DictConfig) -> None:
+    # Imported here so that `--help` and config errors answer without loading torch. Errors reach
+    # the user as one line through the run guard in configs/hydra/default.yaml.
+    from {{ cookiecutter.package }}.serving import serve
+
+    serve(config)
+
+
+if __name__ == "__main__":
+    main()
