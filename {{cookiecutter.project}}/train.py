@@ -5,7 +5,7 @@ from omegaconf import DictConfig
 
 from {{ cookiecutter.package }}.run.hydra_backports import apply_hydra_backports
 
-apply_hydra_backports()  # before Hydra composes: a faster --help and tab completion on hydra-core 1.3
+apply_hydra_backports()  # before Hydra parses: Python 3.14, a faster --help and tab completion on hydra 1.3
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
