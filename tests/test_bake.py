@@ -120,7 +120,7 @@ def test_dependencies_follow_the_chosen_logger_and_python(baked):
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())["project"]
     dependencies = pyproject["dependencies"]
     logger = answers.get("logger", "csv")
-    assert any(d.startswith("lightning>=2.6.4") for d in dependencies)
+    assert any(d.startswith("lightning>=2.6.6") for d in dependencies)  # load_from_checkpoint fix
     assert any(d.startswith("tensorboard") for d in dependencies) == (logger == "tensorboard")
     assert not any(d.startswith("wandb") for d in dependencies)  # always an extra: it slows every start
     assert pyproject["optional-dependencies"]["wandb"][0].startswith("wandb")

@@ -211,7 +211,7 @@ def test_uv_resolves_the_project_from_its_pyproject(tmp_path):
     locked = {
         package["name"]: package for package in tomllib.loads((project / "uv.lock").read_text())["package"]
     }
-    assert Version(locked["lightning"]["version"]) >= Version("2.6.4")
+    assert Version(locked["lightning"]["version"]) >= Version("2.6.6")
     extras = locked["image-classifier"]["optional-dependencies"]
     assert {"pytest", "ruff", "pre-commit"} <= {dependency["name"] for dependency in extras["dev"]}
     assert {"torch", "torchvision", "timm", "hydra-core", "wandb"} <= set(locked)

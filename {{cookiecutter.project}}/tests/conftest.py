@@ -13,6 +13,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
+from {{ cookiecutter.package }}.hydra_compat import VERSION_BASE
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PROJECT_ROOT / "configs"
 # A tiny timm model and a few batches keep each training test to seconds.
@@ -40,7 +42,7 @@ def compose_config(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
     """Return a function that composes a config like the command line does, writing into tmp_path."""
 
     def _compose(overrides: list[str] = (), config_name: str = "train") -> DictConfig:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), **VERSION_BASE):
             config = compose(config_name=config_name, overrides=list(overrides))
         with open_dict(config):
             config.paths.output_dir = str(tmp_path / "run")

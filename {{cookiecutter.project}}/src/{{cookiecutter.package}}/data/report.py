@@ -24,6 +24,7 @@ from omegaconf import DictConfig, open_dict
 from PIL import Image, ImageDraw
 
 from ..errors import ConfigurationError, instantiate_checked
+from ..hydra_compat import VERSION_BASE
 from ..models.backbone import check_backbone_name, trains_from_scratch
 from ..run.command import run_command
 from .base import ClassificationDataModule
@@ -49,7 +50,7 @@ def find_config_dir() -> Path:
 def compose_config(overrides: list[str]) -> DictConfig:
     """Compose configs/train.yaml with command-line style overrides, writing to a new report directory."""
     try:
-        with initialize_config_dir(config_dir=str(find_config_dir()), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(find_config_dir()), **VERSION_BASE):
             config = compose(config_name="train", overrides=overrides)
     except HydraException as error:
         raise ConfigurationError(str(error)) from error

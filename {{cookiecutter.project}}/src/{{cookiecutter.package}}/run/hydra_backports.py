@@ -12,18 +12,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import hydra
 from hydra._internal.sources_registry import SourcesRegistry
 from hydra.core.plugins import Plugins
 from hydra.plugins.config_source import ConfigSource
 
+from ..hydra_compat import hydra_version
+
 # The first release (major, minor) with every fix below; older releases get the backports.
 FIXED_IN = (1, 4)
-
-
-def hydra_version() -> tuple[int, int]:
-    major, minor = hydra.__version__.split(".")[:2]
-    return int(major), int(minor)
 
 
 def _copy_sharing_the_config_store(source: ConfigSource, memo: dict[int, Any]) -> ConfigSource:

@@ -10,7 +10,6 @@ from typing import Any
 
 import torch
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import Logger
@@ -18,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..callbacks import RunFilesCallback
 from ..errors import ConfigurationError
+from ..hydra_compat import instantiate
 from .checkpoints import AtomicCheckpointIO
 from .checks import check_settings
 from .command import send_lightning_logs_to_hydra
