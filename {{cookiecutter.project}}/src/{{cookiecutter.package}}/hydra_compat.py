@@ -27,13 +27,21 @@ VERSION_BASE: dict[str, str] = {} if ON_HYDRA_1_4 else {"version_base": "1.3"}
 # refuses it. A target of your own goes here: a package with ".*", a single callable by its full name.
 TRUSTED_TARGETS = (
     "{{ cookiecutter.package }}.*",
+    "hydra_plugins.{{ cookiecutter.package }}_optuna.*",
     "lightning.pytorch.*",
+    "optuna.samplers.*",
     "datetime.timedelta",
+)
+
+# hydra.main's keyword arguments: on 1.4, TRUSTED_TARGETS also covers what Hydra instantiates
+# itself (the run guard in hydra.callbacks, the Optuna sampler) in the script's process.
+HYDRA_MAIN: dict[str, object] = (
+    {"execution_whitelist": list(TRUSTED_TARGETS)} if ON_HYDRA_1_4 else {"version_base": "1.3"}
 )
 
 
 def instantiate(config: Any, *args: Any, **kwargs: Any) -> Any:
     """hydra.utils.instantiate, limited to TRUSTED_TARGETS where Hydra can do that (1.4 and later)."""
     if ON_HYDRA_1_4:
-        kwargs["_execution_whitelist_"] = TRUSTED_TARGETS
+        kwargs["_execution_whitelist_"] = list(TRUSTED_TARGETS)
     return hydra.utils.instantiate(config, *args, **kwargs)
