@@ -183,6 +183,11 @@ def test_the_workflow_is_valid_and_tests_every_python_from_the_chosen_one_with_c
     assert commands.index(cpu_torch) < commands.index("make install")  # the project's install keeps it
     for target in make_targets_named_in(commands):
         assert_make_target_runs_commands(project, target)
+    next_hydra = yaml.safe_load(workflow_file.read_text())["jobs"]["test-hydra-1-4"]["steps"]
+    next_hydra_commands = "\n".join(step.get("run", "") for step in next_hydra)
+    assert 'pip install --pre "hydra-core>=1.4.0rc3,<1.5"' in next_hydra_commands
+    assert next_hydra_commands.index("make install") < next_hydra_commands.index("hydra-core>=1.4")
+    assert "make test" in next_hydra_commands
 
 
 @pytest.mark.parametrize(("logger", "extras"), [("csv", "dev"), ("wandb", "dev,wandb")])

@@ -54,7 +54,7 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 # Hydra 1.4 carries the fix itself, switched on by sys.version_info, which no emulation changes.
-pytestmark = pytest.mark.skipif(
+on_hydra_1_3 = pytest.mark.skipif(
     tuple(int(part) for part in hydra.__version__.split(".")[:2]) >= (1, 4),
     reason="hydra-core 1.4 fixes this itself, only on a real Python 3.14",
 )
@@ -101,6 +101,7 @@ for name, help in [("plain", "text"), ("expanded", "%(default)s in %(prog)s"), (
     ]
 
 
+@on_hydra_1_3
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_without_the_backport_no_script_starts_on_python_314(tmp_path, script):
     result = run_script_314(script, "--help", backport=False, cwd=tmp_path)
@@ -108,6 +109,7 @@ def test_without_the_backport_no_script_starts_on_python_314(tmp_path, script):
     assert "ValueError: badly formed help string" in result.stderr
 
 
+@on_hydra_1_3
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_with_the_backport_every_script_answers_help_on_python_314(tmp_path, script):
     result = run_script_314(script, "--help", backport=True, cwd=tmp_path)
@@ -115,6 +117,7 @@ def test_with_the_backport_every_script_answers_help_on_python_314(tmp_path, scr
     assert "== Configuration groups ==" in result.stdout
 
 
+@on_hydra_1_3
 def test_the_backport_still_checks_hydras_help_strings(tmp_path):
     # A help string Hydra's parser would refuse on 3.14 is still refused with the backport applied.
     result = run_python_314(
@@ -141,6 +144,7 @@ utils.get_args_parser().add_argument("--also-broken", help="%(nothing)s")
     assert result.stderr.strip().endswith("ValueError: badly formed help string")  # checked after too
 
 
+@on_hydra_1_3
 @pytest.mark.parametrize("backport", [False, True], ids=["without", "with"])
 def test_a_training_run_on_python_314_needs_the_backport(tmp_path, backport):
     result = run_script_314("train.py", *FAST, backport=backport, cwd=tmp_path)
@@ -153,6 +157,7 @@ def test_a_training_run_on_python_314_needs_the_backport(tmp_path, backport):
         assert not (tmp_path / "logs").exists()
 
 
+@on_hydra_1_3
 @pytest.mark.slow
 @pytest.mark.parametrize("backport", [False, True], ids=["without", "with"])
 def test_a_multirun_on_python_314_needs_the_backport(tmp_path, backport):
@@ -164,3 +169,18 @@ def test_a_multirun_on_python_314_needs_the_backport(tmp_path, backport):
     else:
         assert result.returncode != 0 and "badly formed help string" in result.stderr
         assert not (tmp_path / "logs").exists()
+
+
+def test_on_hydra_1_4_the_backport_leaves_hydras_parser_alone(tmp_path):
+    result = run_python_314(
+        """
+import hydra, importlib
+hydra.__version__ = "1.4.0rc3"  # what hydra-core 1.4 reports, which has the fix
+from {{ cookiecutter.package }}.run.hydra_backports import apply_hydra_backports
+apply_hydra_backports()
+for name in ("hydra._internal.utils", "hydra.main"):
+    print(name, getattr(importlib.import_module(name).get_args_parser, "backported", False))
+""",
+        cwd=tmp_path,
+    )
+    assert result.stdout.splitlines() == ["hydra._internal.utils False", "hydra.main False"], result.stderr
