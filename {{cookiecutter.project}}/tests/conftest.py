@@ -17,7 +17,9 @@ from {{ cookiecutter.package }}.hydra_compat import VERSION_BASE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PROJECT_ROOT / "configs"
-# A tiny timm model and a few batches keep each training test to seconds.
+# A tiny timm model and a few batches keep each training test to seconds. Callbacks are switched off
+# with null, not deleted with ~: hydra-core 1.4.0rc3's basic sweeper passes `~key` on to each job as
+# `~key=null`, which 1.4 reads as "delete only if the value is null", so a sweep with `~key` fails.
 FAST = [
     "model.backbone=test_resnet",
     "trainer.max_epochs=2",
@@ -25,8 +27,8 @@ FAST = [
     "+trainer.limit_val_batches=2",
     "+trainer.limit_test_batches=2",
     "trainer.log_every_n_steps=1",
-    "~callbacks.progress_bar",
-    "~callbacks.model_summary",
+    "callbacks.progress_bar=null",
+    "callbacks.model_summary=null",
 ]
 
 
