@@ -7,6 +7,7 @@ from typing import Any
 
 import hydra
 import hydra.utils
+from hydra.errors import InstantiationException
 
 
 def hydra_version() -> tuple[int, int]:
@@ -38,6 +39,18 @@ TRUSTED_TARGETS = (
 HYDRA_MAIN: dict[str, object] = (
     {"execution_whitelist": list(TRUSTED_TARGETS)} if ON_HYDRA_1_4 else {"version_base": "1.3"}
 )
+
+
+# What `except` catches to get the error a `_target_` raised: 1.3 wraps it in an
+# InstantiationException (its __cause__), 1.4 lets the target's own error through, noting the key.
+TARGET_ERRORS: tuple[type[Exception], ...] = (Exception,) if ON_HYDRA_1_4 else (InstantiationException,)
+
+
+def target_error(error: Exception) -> BaseException:
+    """The error the `_target_` itself raised, from one caught as TARGET_ERRORS."""
+    if isinstance(error, InstantiationException) and error.__cause__ is not None:
+        return error.__cause__
+    return error
 
 
 def instantiate(config: Any, *args: Any, **kwargs: Any) -> Any:
