@@ -145,8 +145,22 @@ def assert_make_target_runs_commands(project: Path, target: str) -> None:
     )
 
 
-@pytest.mark.parametrize("python_version", ["3.10", "3.13"])
-def test_the_workflow_is_valid_and_tests_on_the_chosen_python_with_cpu_torch(tmp_path, python_version):
+def test_the_newest_python_is_the_newest_offered():
+    context = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
+    offered = [Version(version) for version in context["python_version"]]
+    assert Version(context["_newest_python"]) == max(offered)
+    # The workflow's matrix counts from the chosen version up to the newest: no version may be skipped.
+    minors = range(min(offered).minor, max(offered).minor + 1)
+    assert sorted(offered) == [Version(f"3.{minor}") for minor in minors]
+
+
+@pytest.mark.parametrize(
+    ("python_version", "tested_on"),
+    [("3.10", ["3.10", "3.11", "3.12", "3.13", "3.14"]), ("3.13", ["3.13", "3.14"]), ("3.14", ["3.14"])],
+)
+def test_the_workflow_is_valid_and_tests_every_python_from_the_chosen_one_with_cpu_torch(
+    tmp_path, python_version, tested_on
+):
     project = bake(tmp_path, python_version=python_version)
     workflow_file = project / ".github" / "workflows" / "tests.yml"
     schema_check = run(
@@ -154,10 +168,12 @@ def test_the_workflow_is_valid_and_tests_on_the_chosen_python_with_cpu_torch(tmp
         project,
     )
     assert schema_check.returncode == 0, schema_check.stdout + schema_check.stderr
-    steps = yaml.safe_load(workflow_file.read_text())["jobs"]["test"]["steps"]
+    job = yaml.safe_load(workflow_file.read_text())["jobs"]["test"]
+    assert job["strategy"]["matrix"]["python-version"] == tested_on
+    steps = job["steps"]
     setup_python = next(step for step in steps if step.get("uses", "").startswith("actions/setup-python@"))
     assert setup_python["with"] == {
-        "python-version": python_version,
+        "python-version": "${{ matrix.python-version }}",
         "cache": "pip",
         "cache-dependency-path": "pyproject.toml",
     }
@@ -167,6 +183,11 @@ def test_the_workflow_is_valid_and_tests_on_the_chosen_python_with_cpu_torch(tmp
     assert commands.index(cpu_torch) < commands.index("make install")  # the project's install keeps it
     for target in make_targets_named_in(commands):
         assert_make_target_runs_commands(project, target)
+    next_hydra = yaml.safe_load(workflow_file.read_text())["jobs"]["test-hydra-1-4"]["steps"]
+    next_hydra_commands = "\n".join(step.get("run", "") for step in next_hydra)
+    assert 'pip install --pre "hydra-core>=1.4.0rc3,<1.5"' in next_hydra_commands
+    assert next_hydra_commands.index("make install") < next_hydra_commands.index("hydra-core>=1.4")
+    assert "make test ARGS=\"-m 'slow or not slow'\"" in next_hydra_commands  # sweeps run Hydra's plugins
 
 
 @pytest.mark.parametrize(("logger", "extras"), [("csv", "dev"), ("wandb", "dev,wandb")])
@@ -195,7 +216,7 @@ def test_uv_resolves_the_project_from_its_pyproject(tmp_path):
     locked = {
         package["name"]: package for package in tomllib.loads((project / "uv.lock").read_text())["package"]
     }
-    assert Version(locked["lightning"]["version"]) >= Version("2.6.4")
+    assert Version(locked["lightning"]["version"]) >= Version("2.6.6")
     extras = locked["image-classifier"]["optional-dependencies"]
     assert {"pytest", "ruff", "pre-commit"} <= {dependency["name"] for dependency in extras["dev"]}
     assert {"torch", "torchvision", "timm", "hydra-core", "wandb"} <= set(locked)

@@ -3,12 +3,13 @@
 import hydra
 from omegaconf import DictConfig
 
+from {{ cookiecutter.package }}.hydra_compat import HYDRA_MAIN
 from {{ cookiecutter.package }}.run.hydra_backports import apply_hydra_backports
 
-apply_hydra_backports()  # before Hydra composes: a faster --help and tab completion on hydra-core 1.3
+apply_hydra_backports()  # before Hydra parses: Python 3.14, a faster --help and tab completion on hydra 1.3
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="predict")
+@hydra.main(**HYDRA_MAIN, config_path="configs", config_name="predict")
 def main(config: DictConfig) -> None:
     # Imported here so that `--help` and config errors answer without loading torch. Errors reach
     # the user as one line through the run guard in configs/hydra/default.yaml.

@@ -15,6 +15,7 @@ from PIL import Image
 from {{ cookiecutter.package }}.data.transforms import build_transform
 from {{ cookiecutter.package }}.errors import ConfigurationError
 from {{ cookiecutter.package }}.exporting import export
+from {{ cookiecutter.package }}.hydra_compat import VERSION_BASE
 from {{ cookiecutter.package }}.run.checkpoints import load_classifier
 from {{ cookiecutter.package }}.training import train
 
@@ -25,7 +26,7 @@ def trained_checkpoint(directory: Path, backbone: str = "test_resnet") -> str:
     from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), **VERSION_BASE):
         config = compose("train", [*FAST, f"model.backbone={backbone}", "test=false"])
     with open_dict(config):
         config.paths.output_dir = str(directory)
@@ -40,7 +41,7 @@ def exported(tmp_path_factory) -> dict:
     from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), **VERSION_BASE):
         config = compose("export", [f"ckpt_path={checkpoint}", f"output_dir={root / 'out'}"])
     with open_dict(config):
         config.paths.output_dir = str(root / "export_run")

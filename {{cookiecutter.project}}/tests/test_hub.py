@@ -83,7 +83,9 @@ def compose(config_name: str, overrides: list[str], output_dir: Path):
     from hydra import initialize_config_dir
     from omegaconf import open_dict
 
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+    from {{ cookiecutter.package }}.hydra_compat import VERSION_BASE
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), **VERSION_BASE):
         config = hydra_compose(config_name, overrides)
     with open_dict(config):
         config.paths.output_dir = str(output_dir)

@@ -26,6 +26,7 @@ from {{ cookiecutter.package }}.callbacks.drawing import (
 )
 from {{ cookiecutter.package }}.data.transforms import unnormalise
 from {{ cookiecutter.package }}.errors import ConfigurationError
+from {{ cookiecutter.package }}.hydra_compat import VERSION_BASE
 from {{ cookiecutter.package }}.run.checkpoints import load_classifier
 from {{ cookiecutter.package }}.training import build_datamodule_and_model, train
 
@@ -241,7 +242,7 @@ def test_wandb_runs_of_a_sweep_are_grouped_by_sweep_and_named_by_overrides(tmp_p
 
     from conftest import CONFIG_DIR
 
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), **VERSION_BASE):
         config = compose(
             "train",
             [

@@ -9,6 +9,7 @@ import pytest
 from omegaconf import open_dict
 
 from {{ cookiecutter.package }}.evaluation import evaluate
+from {{ cookiecutter.package }}.hydra_compat import VERSION_BASE
 from {{ cookiecutter.package }}.training import train
 
 from conftest import FAST, run_script
@@ -25,7 +26,7 @@ def checkpoint(tmp_path_factory) -> tuple[Path, dict[str, float]]:
     from conftest import CONFIG_DIR
 
     run_dir = tmp_path_factory.mktemp("trained") / "run"
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), **VERSION_BASE):
         config = compose(config_name="train", overrides=[*FULL_TEST, "data.batch_size=32"])
     with open_dict(config):
         config.paths.output_dir = str(run_dir)

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from {{ cookiecutter.package }}.errors import ConfigurationError
+from {{ cookiecutter.package }}.hydra_compat import VERSION_BASE
 from {{ cookiecutter.package }}.prediction import predict
 from {{ cookiecutter.package }}.run.checkpoints import load_classifier
 from {{ cookiecutter.package }}.training import build_datamodule_and_model, train
@@ -33,7 +34,7 @@ def trained(tmp_path_factory) -> dict:
     for split in ("train", "val", "test"):
         write_image_folder(root / split, CLASSES, size=(20, 16))
     overrides = [*FAST, "data=image_folder", f"data.root={root}", "data.image_size=32", "data.batch_size=4"]
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), **VERSION_BASE):
         config = compose("train", overrides)
     with open_dict(config):
         config.paths.output_dir = str(root.parent / "run")

@@ -6,9 +6,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue
+
+from .hydra_compat import instantiate
 
 
 class ConfigurationError(ValueError):

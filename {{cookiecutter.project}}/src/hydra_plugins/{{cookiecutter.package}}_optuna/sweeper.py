@@ -40,6 +40,10 @@ class OptunaSweeper(Sweeper):
         study_name: str | None = None,
         params: DictConfig | None = None,
     ) -> None:
+        if isinstance(sampler, DictConfig):  # hydra-core 1.4 builds a plugin, not what it holds
+            from {{ cookiecutter.package }}.hydra_compat import instantiate
+
+            sampler = instantiate(sampler)
         self.sampler = sampler
         self.direction = direction
         self.n_trials = n_trials

@@ -15,12 +15,12 @@ from urllib.parse import urlparse
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ..errors import ConfigurationError
+from ..hydra_compat import instantiate
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import Logger
@@ -18,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..callbacks import RunFilesCallback
 from ..errors import ConfigurationError
+from ..hydra_compat import TARGET_ERRORS, instantiate, target_error
 from .checkpoints import AtomicCheckpointIO
 from .checks import check_settings
 from .cluster import resume_requeued_job
@@ -59,9 +58,9 @@ def build_trainer(config: DictConfig, callbacks: list[Callback], loggers: list[L
         return instantiate(
             trainer_config, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
         )
-    except InstantiationException as error:
+    except TARGET_ERRORS as error:
         # Lightning rejects bad values (precision, accelerator, devices, ...) when the Trainer is built.
-        cause = error.__cause__ or error
+        cause = target_error(error)
         raise ConfigurationError(f"Invalid trainer settings: {cause}") from cause
 
 
