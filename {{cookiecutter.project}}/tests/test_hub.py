@@ -179,7 +179,7 @@ def test_the_model_card_front_matter_reads_as_the_hub_reads_it(digits_export):
     data = card.data
     assert data.library_name == "timm"
     assert data.pipeline_tag == "image-classification"
-    assert data.license == "{{ cookiecutter.license | lower if cookiecutter.license != 'none' else 'other' }}"
+    assert data.license == "mit"
     assert "test_resnet" in data.tags
     assert data.base_model is None  # trained from scratch: no base model to name
     results = {result.metric_name: result for result in data.eval_results}
