@@ -47,11 +47,9 @@ def base_model(hyperparameters: Mapping[str, Any]) -> str | None:
     local weights file the Hub cannot name)."""
     if not hyperparameters.get("pretrained"):
         return None
-    import timm
+    from ..models.preprocessing import pretrained_hub_id
 
-    config = timm.models.get_pretrained_cfg(str(hyperparameters["backbone"]), allow_unregistered=False)
-    hub_id = getattr(config, "hf_hub_id", None) if config else None
-    return hub_id or f"timm/{hyperparameters['backbone']}"
+    return pretrained_hub_id(str(hyperparameters["backbone"]))
 
 
 def data_source(config: Mapping[str, Any]) -> str:

@@ -1,4 +1,5 @@
-"""The preprocessing a model trains and is evaluated with, decided by the built timm model.
+"""The preprocessing a model trains and is evaluated with, decided by the built timm model; the one
+module that asks timm for a model's data config or pretrained config.
 
 timm's way round: the model's pretrained config says its input size, mean/std, interpolation and crop
 (`timm.data.resolve_model_data_config(model)`); the user's data.* settings override single values; the
@@ -81,6 +82,13 @@ def backbone_preprocessing(
     return resolve_preprocessing(
         network, overrides, from_scratch=from_scratch, typical_image_side=typical_image_side
     )
+
+
+def pretrained_hub_id(backbone: str) -> str:
+    """The Hugging Face Hub repository of `backbone`'s pretrained weights (timm's pretrained config),
+    e.g. 'timm/resnet10t.c3_in1k', or 'timm/<backbone>' when timm names none."""
+    config = timm.models.get_pretrained_cfg(backbone, allow_unregistered=False)
+    return getattr(config, "hf_hub_id", None) or f"timm/{backbone}"
 
 
 def choose_image_size(native: int, from_scratch: bool, fixed_input_size: bool, typical: float | None) -> int:
