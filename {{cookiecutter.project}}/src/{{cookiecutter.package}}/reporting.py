@@ -4,6 +4,7 @@ model options."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ import rich
 from omegaconf import DictConfig
 from PIL import Image, ImageDraw
 
+from .atomic import write_atomically
 from .data import ClassificationDataModule
 from .data.summary import size_statistics_table
 from .data.transforms import unnormalise
@@ -83,8 +85,9 @@ def report(config: DictConfig) -> dict[str, Any]:
         sizes = {split: image_sizes(dataset) for split, dataset in datamodule.datasets.items()}
         rich.print(size_statistics_table(sizes))
         run.save_config()
-        path = run.output_dir / "samples.png"
-        sample_grid(datamodule).save(path)
+        png = io.BytesIO()
+        sample_grid(datamodule).save(png, format="png")
+        path = write_atomically(run.output_dir / "samples.png", png.getvalue())
         shown = min(datamodule.num_classes, MAX_CLASSES_IN_GRID)
         return run.finish(
             {
