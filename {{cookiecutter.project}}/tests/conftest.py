@@ -39,16 +39,21 @@ def wandb_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_SILENT", "true")
 
 
+def compose_into(config_name: str, overrides: list[str], output_dir: Path) -> DictConfig:
+    """Compose configs/<config_name>.yaml like the command line does, writing into `output_dir`."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), **VERSION_BASE):
+        config = compose(config_name=config_name, overrides=list(overrides))
+    with open_dict(config):
+        config.paths.output_dir = str(output_dir)
+    return config
+
+
 @pytest.fixture
 def compose_config(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
     """Return a function that composes a config like the command line does, writing into tmp_path."""
 
     def _compose(overrides: list[str] = (), config_name: str = "train") -> DictConfig:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), **VERSION_BASE):
-            config = compose(config_name=config_name, overrides=list(overrides))
-        with open_dict(config):
-            config.paths.output_dir = str(tmp_path / "run")
-        return config
+        return compose_into(config_name, overrides, tmp_path / "run")
 
     yield _compose
 

@@ -18,7 +18,7 @@ from {{ cookiecutter.package }}.exporting import export
 from {{ cookiecutter.package }}.prediction import predict
 from {{ cookiecutter.package }}.training import train
 
-from conftest import CONFIG_DIR, FAST, write_image_folder
+from conftest import FAST, compose_into, write_image_folder
 
 pytest.importorskip("transformers")
 # How far transformers' and timm's probabilities may be from predict.py's.
@@ -78,29 +78,15 @@ def write_varied_images(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def compose(config_name: str, overrides: list[str], output_dir: Path):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from omegaconf import open_dict
-
-    from {{ cookiecutter.package }}.hydra_compat import VERSION_BASE
-
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), **VERSION_BASE):
-        config = hydra_compose(config_name, overrides)
-    with open_dict(config):
-        config.paths.output_dir = str(output_dir)
-    return config
-
-
 def exported_model(root: Path, train_overrides: list[str]) -> dict:
     """Train, export (timm and onnx), and label IMAGES images with predict.py (every class's score)."""
-    results = train(compose("train", [*FAST, *train_overrides], root / "train"))
+    results = train(compose_into("train", [*FAST, *train_overrides], root / "train"))
     checkpoint = results["best_checkpoint"]
     overrides = [f"ckpt_path={checkpoint}", "formats=[timm,onnx]", f"output_dir={root}/export"]
-    export(compose("export", overrides, root / "e"))
+    export(compose_into("export", overrides, root / "e"))
     images = write_varied_images(root / "photos", IMAGES)
     predictions = predict(
-        compose(
+        compose_into(
             "predict",
             [f"ckpt_path={checkpoint}", f"inputs={root / 'photos'}", f"output={root}/p.jsonl", "top_k=1000"],
             root / "p",
@@ -223,7 +209,7 @@ def test_the_code_in_the_model_card_runs_and_gives_predicts_label(digits_export,
         printed.append(result.stdout.strip().splitlines()[-1])
     # predict.py on the same JPEG: a JPEG is not the PNG it came from.
     expected = predict(
-        compose(
+        compose_into(
             "predict",
             [f"ckpt_path={digits_export['train']['best_checkpoint']}", f"inputs={folder / 'photo.jpg'}"],
             tmp_path / "p",

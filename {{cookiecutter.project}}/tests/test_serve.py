@@ -23,7 +23,7 @@ from PIL import Image
 
 from {{ cookiecutter.package }}.errors import ConfigurationError
 
-from conftest import CONFIG_DIR, FAST, PROJECT_ROOT
+from conftest import FAST, PROJECT_ROOT, compose_into
 
 pytest.importorskip("litserve")
 httpx = pytest.importorskip("httpx")
@@ -50,20 +50,6 @@ def write_photos(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def compose(config_name: str, overrides: list[str], output_dir: Path):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from omegaconf import open_dict
-
-    from {{ cookiecutter.package }}.hydra_compat import VERSION_BASE
-
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), **VERSION_BASE):
-        config = hydra_compose(config_name, overrides)
-    with open_dict(config):
-        config.paths.output_dir = str(output_dir)
-    return config
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> dict:
     """A checkpoint, predict.py's answers for some photos, and serve.py serving it in its own process."""
@@ -71,11 +57,11 @@ def server(tmp_path_factory) -> dict:
     from {{ cookiecutter.package }}.training import train
 
     root = tmp_path_factory.mktemp("serve")
-    checkpoint = train(compose("train", FAST, root / "train"))["best_checkpoint"]
+    checkpoint = train(compose_into("train", FAST, root / "train"))["best_checkpoint"]
     photos = write_photos(root / "photos", 24)
     output = root / "predictions.jsonl"
     predict(
-        compose(
+        compose_into(
             "predict",
             [f"ckpt_path={checkpoint}", f"inputs={root / 'photos'}", f"output={output}"],
             root / "p",
