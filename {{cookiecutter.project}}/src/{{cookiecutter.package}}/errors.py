@@ -16,6 +16,10 @@ class ConfigurationError(ValueError):
     """A value the user chose cannot work; the message names it and says how to fix it."""
 
 
+class RunInterrupted(ConfigurationError):
+    """The run was told to stop (Ctrl-C, SIGTERM); the message says what was kept and how to go on."""
+
+
 def check_unknown_keys(group: str, given: Iterable[str], known: Iterable[str]) -> None:
     """Refuse option keys of config group `group` that are not among `known` (what its code takes)."""
     unknown = sorted(set(given) - set(known))

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .callbacks import CheckpointOnSigterm, SeedEveryStep
 from .data import ClassificationDataModule
-from .errors import ConfigurationError, instantiate_checked
+from .errors import RunInterrupted, instantiate_checked
 from .models import ImageClassifier
 from .models.network import check_backbone_name
 from .run.checkpoints import check_resumable
@@ -23,10 +23,6 @@ from .run.loggers import wants_model_graph
 from .run.task import Run, instantiate_callbacks
 
 log = logging.getLogger(__name__)
-
-
-class RunInterrupted(ConfigurationError):
-    """The run was told to stop (SIGTERM) and saved where it was; the message says how to go on."""
 
 
 def build_datamodule_and_model(config: DictConfig) -> tuple[ClassificationDataModule, ImageClassifier]:
@@ -111,7 +107,7 @@ def train(config: DictConfig) -> dict[str, Any]:
         check_train_settings(config)
         datamodule, model = build_datamodule_and_model(config)
         if config.get("ckpt_path"):
-            check_resumable(config.ckpt_path, model)
+            check_resumable(config.ckpt_path, model, config.trainer.get("max_epochs"))
         callbacks = instantiate_callbacks(config.get("callbacks"))
         trainer = run.build_trainer([*callbacks.values(), SeedEveryStep(config.seed)])
         check_trainer_settings(config, trainer, callbacks, model.monitorable_metrics())

@@ -65,9 +65,25 @@ def read_checkpoint(key: str, path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def check_resumable(path: str | Path, model: ImageClassifier) -> None:
-    """Refuse to resume from a checkpoint of another backbone or other classes than `model`."""
-    saved = read_checkpoint("ckpt_path", path)["hyper_parameters"]
+def epochs_trained(checkpoint: dict[str, Any]) -> int:
+    """How many epochs of training a checkpoint holds (a last.ckpt is saved before its epoch counts as
+    completed, so the count is of epochs processed)."""
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
+    return int(progress.get("current", {}).get("processed", checkpoint.get("epoch", 0)))
+
+
+def check_resumable(path: str | Path, model: ImageClassifier, max_epochs: int | None) -> None:
+    """Refuse to resume from a checkpoint of another backbone or other classes than `model`, or one
+    that has trained more epochs than trainer.max_epochs (Lightning would train nothing, silently)."""
+    checkpoint = read_checkpoint("ckpt_path", path)
+    done = epochs_trained(checkpoint)
+    if max_epochs is not None and 0 <= max_epochs < done:
+        raise ConfigurationError(
+            f"ckpt_path={str(path)!r} has trained {done} epochs and trainer.max_epochs={max_epochs} is "
+            f"fewer: nothing would be trained. Set trainer.max_epochs above {done} to train longer, or "
+            f"evaluate it with eval.py ckpt_path={path}."
+        )
+    saved = checkpoint["hyper_parameters"]
     ours = model.hparams
     for name in ("backbone", "class_names"):
         if saved[name] != ours[name]:

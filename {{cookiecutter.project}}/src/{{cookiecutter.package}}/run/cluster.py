@@ -34,10 +34,15 @@ def slurm_run_dir(config: DictConfig) -> None:
             )
 
 
+def is_requeued() -> bool:
+    """True in a SLURM job that was requeued (preempted, or out of time with auto-requeue)."""
+    return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+
+
 def requeued_checkpoint(output_dir: Path) -> Path | None:
-    """In a SLURM job that was requeued (preempted, or out of time with auto-requeue), the newest
-    checkpoint it left in its directory: Lightning's hpc_ckpt_<n>.ckpt or checkpoints/last.ckpt."""
-    if int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) == 0:
+    """In a requeued SLURM job, the newest checkpoint it left in its directory: Lightning's
+    hpc_ckpt_<n>.ckpt or checkpoints/last.ckpt."""
+    if not is_requeued():
         return None
     found = [*output_dir.glob("hpc_ckpt_*.ckpt"), *output_dir.glob("checkpoints/last.ckpt")]
     return max(found, key=lambda path: path.stat().st_mtime) if found else None

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..atomic import write_atomically
 from ..errors import ConfigurationError
+from .lock import LOCK_FILE
 
 RESULTS_FILE = "results.json"
 # Written in a sweep job's directory when the job failed, so summaries can say which and why.
@@ -30,6 +31,30 @@ def has_checkpoints(run_dir: Path) -> bool:
     return checkpoints.is_dir() and any(checkpoints.glob("*.ckpt"))
 
 
+def resumes_inside(run_dir: Path, resume_from: str | None) -> bool:
+    """True when the run continues from a checkpoint inside `run_dir` (its own earlier run)."""
+    if resume_from is None:
+        return False
+    return Path(resume_from).expanduser().resolve().is_relative_to(Path(run_dir).resolve())
+
+
+def check_run_dir_is_free(run_dir: Path, resume_from: str | None = None, requeued: bool = False) -> None:
+    """Before Hydra writes anything: refuse a directory holding another run or anything else (a user's
+    own files), unless this run continues the run it holds (from a checkpoint in it, or requeued)."""
+    run_dir = Path(run_dir)
+    check_output_dir_is_new(run_dir, resume_from)
+    if requeued or resumes_inside(run_dir, resume_from) or not run_dir.is_dir():
+        return
+    found = sorted(entry.name for entry in run_dir.iterdir() if entry.name != LOCK_FILE)
+    if found:
+        shown = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
+        raise ConfigurationError(
+            f"{run_dir} is not empty ({shown}): a run writes config.yaml, .hydra/, logs and checkpoints "
+            "there and would overwrite or mix with what it holds. Leave hydra.run.dir at its default or "
+            "choose a new or empty directory."
+        )
+
+
 def check_output_dir_is_new(run_dir: Path, resume_from: str | None = None) -> None:
     """Refuse a directory that holds a finished run, or checkpoints this run did not resume from."""
     run_dir = Path(run_dir)
@@ -38,10 +63,7 @@ def check_output_dir_is_new(run_dir: Path, resume_from: str | None = None) -> No
             f"{run_dir} already holds the results of a finished run, which this run would overwrite. "
             "Leave hydra.run.dir at its default or choose a new directory."
         )
-    resuming_here = resume_from is not None and (
-        Path(resume_from).expanduser().resolve().is_relative_to(run_dir.resolve())
-    )
-    if has_checkpoints(run_dir) and not resuming_here:
+    if has_checkpoints(run_dir) and not resumes_inside(run_dir, resume_from):
         last = run_dir / CHECKPOINT_DIR / "last.ckpt"
         fix = (
             f"Continue that run with resume=auto (or ckpt_path={last}), or choose a new directory."

@@ -3,6 +3,7 @@ job has ended. Configured in configs/hydra/default.yaml; imports nothing heavy (
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
@@ -15,17 +16,26 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from ..errors import ConfigurationError, user_error
 from .added_keys import check_added_keys
-from .cluster import agree_on_run_dir, is_torchrun, resume_requeued_job, slurm_run_dir, slurm_tasks
+from .cluster import (
+    agree_on_run_dir,
+    is_requeued,
+    is_torchrun,
+    resume_requeued_job,
+    slurm_run_dir,
+    slurm_tasks,
+)
 from .command import exit_with_message
 from .directory import (
     CHECKPOINT_DIR,
     FAILURE_FILE,
-    check_output_dir_is_new,
+    RESULTS_FILE,
+    check_run_dir_is_free,
     has_checkpoints,
     start_checkpoint,
     write_json_atomically,
 )
 from .distributed import entry_point, remember_entry_point
+from .lock import RunDirectoryLock
 from .resume_search import find_run_to_resume
 
 log = logging.getLogger(__name__)
@@ -42,16 +52,20 @@ class RunGuard(Callback):
     """Keeps failed and refused runs from leaving debris or damaging other runs.
 
     - Before a single run: with `resume=auto`, continue the newest unfinished run of the same config
-      in its own directory; refuse a directory holding another run before Hydra writes anything
-      into it; refuse a directory that cannot be written.
-    - After a single run that failed: remove its directory if this run created it and it holds no
-      checkpoint (nothing to resume), and show a user error as one line with exit status 1.
+      in its own directory; refuse a directory that cannot be written, that another process is using
+      (a lock held until the run ends), or that holds anything but the run this one continues, before
+      Hydra writes anything into it.
+    - After a single run that failed or was stopped (Ctrl-C, also before the task started): remove
+      its directory if this run created it and it holds no checkpoint (nothing to resume), and show a
+      user error as one line with exit status 1.
     - After a failed sweep job: leave failure.json in its directory, so a summary can say why.
       The error still fails the job the way Hydra expects, so the sweep goes on with the others.
     """
 
     def __init__(self) -> None:
         self.created_run_dir = False
+        self.run_dir: Path | None = None
+        self.lock: RunDirectoryLock | None = None
         # Made in the process the user started; a sweep's workers get this object pickled.
         self.started_as = entry_point()
 
@@ -99,12 +113,30 @@ class RunGuard(Callback):
                 self.choose_run_to_resume(config)
             run_dir = Path(config.hydra.run.dir)
             resume_requeued_job(config, run_dir)
-            check_output_dir_is_new(run_dir, resume_from=start_checkpoint(config))
-            self.created_run_dir = not run_dir.exists()
+            existed = run_dir.exists()
             self.check_writable(run_dir)
+            self.lock = RunDirectoryLock(run_dir)
+            self.lock.acquire()
+            self.run_dir, self.created_run_dir = run_dir, not existed
+            atexit.register(self.remove_if_unfinished)  # a run stopped before on_run_end
+            check_run_dir_is_free(run_dir, start_checkpoint(config), requeued=is_requeued())
             agree_on_run_dir(config)
         except ConfigurationError as error:
+            self.remove_if_unfinished()
             exit_with_message(error)
+
+    def remove_if_unfinished(self) -> None:
+        """Remove the run directory if this run created it and left nothing to keep (no results, no
+        checkpoint to resume from); release the directory's lock."""
+        run_dir = self.run_dir
+        if run_dir is None:
+            return
+        self.run_dir = None  # once: on_run_end, a refusal or the exit, whichever comes first
+        if self.created_run_dir and not has_checkpoints(run_dir) and not (run_dir / RESULTS_FILE).exists():
+            logging.shutdown()  # closes the run's log file before its directory goes
+            shutil.rmtree(run_dir, ignore_errors=True)
+        if self.lock is not None:
+            self.lock.release()
 
     @staticmethod
     def follow_the_first_process(config: DictConfig) -> None:
@@ -144,11 +176,11 @@ class RunGuard(Callback):
 
     def on_run_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if job_return.status != JobStatus.FAILED:
+            if self.lock is not None:
+                self.lock.release()
+            self.run_dir = None
             return
-        run_dir = Path(job_return.hydra_cfg.hydra.runtime.output_dir)
-        if self.created_run_dir and not has_checkpoints(run_dir) and not is_worker_process():
-            logging.shutdown()  # closes the run's log file before its directory goes
-            shutil.rmtree(run_dir, ignore_errors=True)
+        self.remove_if_unfinished()
         problem = user_error(job_return._return_value)
         if problem is not None:
             exit_with_message(problem)

@@ -15,14 +15,14 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
 from ..callbacks import RunFilesCallback
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, RunInterrupted
 from ..hydra_compat import TARGET_ERRORS, instantiate, target_error
 from .checkpoints import AtomicCheckpointIO
 from .checks import check_settings
 from .cluster import resume_requeued_job
 from .command import send_lightning_logs_to_hydra
 from .console import print_config, print_outputs, save_config
-from .directory import check_output_dir_is_new, start_checkpoint, write_results
+from .directory import CHECKPOINT_DIR, check_output_dir_is_new, start_checkpoint, write_results
 from .distributed import (
     ProcessState,
     announce_process,
@@ -114,6 +114,24 @@ class Run:
     def __exit__(self, error_type: type | None, *exception: object) -> None:
         finish_loggers(self.loggers)
         end_distributed_job(self.trainer, self.process_before, failed=error_type is not None)
+        # Ctrl-C: Lightning ends fit/test with SystemExit after its own shutdown; elsewhere it is a
+        # KeyboardInterrupt. Either becomes one line saying what was kept (the run guard then removes
+        # a directory with nothing to continue from).
+        interrupted = self.trainer is not None and self.trainer.interrupted and error_type is SystemExit
+        if error_type is KeyboardInterrupt or interrupted:
+            raise RunInterrupted(self.interruption_message()) from None
+
+    def interruption_message(self) -> str:
+        where = ""
+        if self.trainer is not None:
+            where = f" at epoch {self.trainer.current_epoch}, step {self.trainer.global_step}"
+        last = self.output_dir / CHECKPOINT_DIR / "last.ckpt"
+        if last.is_file():
+            return (
+                f"Stopped by Ctrl-C{where}; {last} holds the last saved state. Continue with the same "
+                f"command plus resume=auto (or ckpt_path={last})."
+            )
+        return f"Stopped by Ctrl-C{where}, before the first checkpoint: nothing to continue from."
 
     @property
     def is_global_zero(self) -> bool:
