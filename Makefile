@@ -22,9 +22,15 @@ $(VENV)/.installed: cookiecutter.json Makefile
 
 demo: venv
 	rm -rf $(DEMO_DIR)
-	$(BIN)/cookiecutter . --no-input --output-dir $(DEMO_DIR)
+	@# The hook's "Next steps" are for a project of one's own; the demo's are printed at the end.
+	$(BIN)/cookiecutter . --no-input --output-dir $(DEMO_DIR) > /dev/null
 	$(BIN)/python -m pip install -q -e "$(DEMO_DIR)/image-classifier[dev]"
 	cd $(DEMO_DIR)/image-classifier && ../../../$(BIN)/python train.py
+	@echo
+	@echo "The demo project is $(DEMO_DIR)/image-classifier, installed in $(VENV). To go on with it:"
+	@echo "  . $(BIN)/activate && cd $(DEMO_DIR)/image-classifier"
+	@echo "  python train.py optimizer=sgd     # any run of its README"
+	@echo "  pytest                            # its own tests"
 
 test: venv lint
 	$(BIN)/python -m pytest tests

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.callbacks import EarlyStopping, ModelSummary
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
@@ -111,7 +111,10 @@ def train(config: DictConfig) -> dict[str, Any]:
         callbacks = instantiate_callbacks(config.get("callbacks"))
         trainer = run.build_trainer([*callbacks.values(), SeedEveryStep(config.seed)])
         check_trainer_settings(config, trainer, callbacks, model.monitorable_metrics())
-        if wants_model_graph(trainer.loggers):  # TensorBoard traces the model on this input once
+        summary = any(isinstance(callback, ModelSummary) for callback in trainer.callbacks)
+        if wants_model_graph(trainer.loggers) or (summary and not model.hparams.compile):
+            # The model summary counts FLOPs on one image of this size (and TensorBoard traces the graph
+            # on it); a compiled model would compile for it first, so it goes without.
             model.example_input_array = torch.zeros(1, *model.preprocessing["input_size"])
         run.save_config(show=True)
 

@@ -1,36 +1,38 @@
-"""What a run shows the user: the config as a tree, and where its outputs went."""
+"""What a run shows the user: its config, and where its outputs went."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import rich
 import rich.console
-import rich.syntax
-import rich.tree
 from omegaconf import DictConfig, OmegaConf
 
-# Groups first in this order, then the remaining top-level keys.
-CONFIG_ORDER = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "logger", "paths")
+log = logging.getLogger(__name__)
 
 
-def config_tree(config: DictConfig) -> rich.tree.Tree:
-    """Return the resolved config as a rich tree, one branch per group."""
-    tree = rich.tree.Tree("config", style="bold", guide_style="dim")
-    groups = [key for key in CONFIG_ORDER if key in config]
-    groups += [key for key in config if key not in groups]
-    for key in groups:
-        branch = tree.add(str(key), style="bold cyan")
-        value = config[key]
-        text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
-        branch.add(rich.syntax.Syntax(text.rstrip(), "yaml", theme="ansi_dark", background_color="default"))
-    return tree
+def group_choices() -> dict[str, str]:
+    """The option chosen for each config group of this Hydra run (data=digits, ...), when Hydra runs it."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return {}
+    choices = HydraConfig.get().runtime.choices
+    # Hydra lists them last-composed first; the defaults list's order reads better.
+    return {
+        str(group): str(option)
+        for group, option in reversed(choices.items())
+        if not str(group).startswith("hydra")
+    }
 
 
-def print_config(config: DictConfig) -> None:
-    rich.print(config_tree(config))
+def print_config(saved: Path) -> None:
+    """Log the run's config in one line (the groups it chose; each process logs the values people tune
+    when it starts); every value is in `saved`, and `--cfg job` prints them all without running."""
+    chosen = " ".join(f"{group}={option}" for group, option in group_choices().items() if option != "None")
+    log.info("Config: %s; every value in %s", chosen or "composed", saved)
 
 
 def save_config(config: DictConfig, output_dir: Path) -> Path:

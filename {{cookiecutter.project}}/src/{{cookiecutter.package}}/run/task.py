@@ -146,12 +146,12 @@ class Run:
         return self.trainer
 
     def save_config(self, show: bool = False) -> None:
-        """Write the resolved config as config.yaml in the run directory (and print it as a tree)."""
+        """Write the resolved config as config.yaml in the run directory (and say so, naming its groups)."""
         if self.is_global_zero:
-            if show:
-                print_config(self.config)
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            save_config(self.config, self.output_dir)
+            saved = save_config(self.config, self.output_dir)
+            if show:
+                print_config(saved)
 
     def finish(
         self, results: Mapping[str, Any], title: str, paths: Mapping[str, Any], metrics: Mapping[str, float]
