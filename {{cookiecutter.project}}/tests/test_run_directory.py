@@ -133,3 +133,36 @@ def test_resuming_with_fewer_epochs_than_the_checkpoint_trained_is_refused_befor
         "be trained. Set trainer.max_epochs above 2"
     ) in result.stderr
     assert not (tmp_path / "second").exists()
+
+
+@pytest.mark.slow
+def test_resume_auto_with_a_run_directory_continues_that_run_and_refuses_one_of_other_settings(tmp_path):
+    for name in ("older", "newer"):  # two unfinished runs of one config: a last.ckpt and no results.json
+        made = run_script("train.py", *FAST, "test=false", f"hydra.run.dir=runs/{name}", cwd=tmp_path)
+        assert made.returncode == 0, made.stderr
+        (tmp_path / "runs" / name / "results.json").unlink()
+    newer = snapshot(tmp_path / "runs" / "newer")
+
+    other = run_script(
+        "train.py",
+        *FAST,
+        "test=false",
+        "optimizer.lr=0.01",
+        "hydra.run.dir=runs/newer",
+        "resume=auto",
+        cwd=tmp_path,
+    )
+    assert other.returncode == 1
+    assert (
+        "resume=auto: runs/newer holds a run made with other settings (optimizer.lr=0.002->0.01)"
+        in other.stderr
+    )
+    assert snapshot(tmp_path / "runs" / "newer") == newer
+
+    same = run_script(
+        "train.py", *FAST, "test=false", "hydra.run.dir=runs/older", "resume=auto", cwd=tmp_path
+    )
+    assert same.returncode == 0, same.stderr
+    assert f"resume=auto: continuing {tmp_path / 'runs' / 'older'}" in same.stdout
+    assert (tmp_path / "runs" / "older" / "results.json").is_file()
+    assert snapshot(tmp_path / "runs" / "newer") == newer

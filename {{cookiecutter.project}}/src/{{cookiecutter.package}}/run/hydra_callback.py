@@ -36,7 +36,7 @@ from .directory import (
 )
 from .distributed import entry_point, remember_entry_point
 from .lock import RunDirectoryLock
-from .resume_search import find_run_to_resume
+from .resume_search import check_unfinished_run, find_run_to_resume
 
 log = logging.getLogger(__name__)
 
@@ -150,11 +150,19 @@ class RunGuard(Callback):
 
     @staticmethod
     def choose_run_to_resume(config: DictConfig) -> None:
-        runs_dir = Path(config.hydra.run.dir).parent
-        run_dir = find_run_to_resume(runs_dir, config)
-        if run_dir is None:
-            print(f"resume=auto: no unfinished run with this config in {runs_dir}; starting a new run.")
-            return
+        """Continue the run in hydra.run.dir when it was given, else the newest unfinished run of the
+        same config among the runs beside it."""
+        if any(override.startswith("hydra.run.dir=") for override in config.hydra.overrides.hydra):
+            run_dir = Path(config.hydra.run.dir)
+            if not check_unfinished_run(run_dir, config):
+                print(f"resume=auto: no unfinished run in {run_dir}; starting a new run.")
+                return
+        else:
+            runs_dir = Path(config.hydra.run.dir).parent
+            run_dir = find_run_to_resume(runs_dir, config)
+            if run_dir is None:
+                print(f"resume=auto: no unfinished run with this config in {runs_dir}; starting a new run.")
+                return
         run_dir = run_dir.resolve()
         with read_write(config), open_dict(config):
             config.hydra.run.dir = str(run_dir)
