@@ -166,3 +166,32 @@ def test_resume_auto_with_a_run_directory_continues_that_run_and_refuses_one_of_
     assert f"resume=auto: continuing {tmp_path / 'runs' / 'older'}" in same.stdout
     assert (tmp_path / "runs" / "older" / "results.json").is_file()
     assert snapshot(tmp_path / "runs" / "newer") == newer
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["hydra.run.dir=a_file"], "hydra.run.dir=a_file is a file; name a new or empty directory."),
+        (
+            ["resume=auto", "ckpt_path=a_file"],
+            "resume=auto and ckpt_path=a_file both say where to start: use resume=auto to continue",
+        ),
+    ],
+)
+def test_a_run_directory_setting_that_cannot_work_is_refused_touching_nothing(tmp_path, overrides, message):
+    (tmp_path / "a_file").write_text("mine\n")
+    result = run_script("train.py", *FAST, *overrides, cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"Error: {message}" in result.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a_file"]
+    assert (tmp_path / "a_file").read_text() == "mine\n"
+
+
+def test_a_log_folder_under_the_home_directory_is_written_there_not_into_a_folder_named_tilde(tmp_path):
+    home = tmp_path / "home"
+    result = run_script(
+        "train.py", *FAST, "test=false", "paths.log_dir='~/logs'", cwd=tmp_path, env={"HOME": str(home)}
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(read_results(home / "logs")) == 1
+    assert not (tmp_path / "~").exists()

@@ -98,6 +98,9 @@ class RunGuard(Callback):
             remember_entry_point(task_function, self.started_as)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if str(config.hydra.run.dir).startswith("~"):  # paths.log_dir='~/logs': a home, not a folder "~"
+            with read_write(config), open_dict(config):
+                config.hydra.run.dir = os.path.expanduser(config.hydra.run.dir)
         slurm_run_dir(config)
         if is_worker_process():
             agree_on_run_dir(config)
@@ -108,6 +111,11 @@ class RunGuard(Callback):
             if config.get("resume") not in (None, "auto"):
                 raise ConfigurationError(
                     f"resume={config.resume!r}: use resume=auto, or ckpt_path=<checkpoint>."
+                )
+            if config.get("resume") == "auto" and start_checkpoint(config) is not None:
+                raise ConfigurationError(
+                    f"resume=auto and ckpt_path={config.ckpt_path} both say where to start: use "
+                    "resume=auto to continue an unfinished run, or ckpt_path to start from a checkpoint."
                 )
             if config.get("resume") == "auto":
                 self.choose_run_to_resume(config)
@@ -171,6 +179,8 @@ class RunGuard(Callback):
 
     @staticmethod
     def check_writable(run_dir: Path) -> None:
+        if run_dir.exists() and not run_dir.is_dir():
+            raise ConfigurationError(f"hydra.run.dir={run_dir} is a file; name a new or empty directory.")
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
             probe = run_dir / ".write-test"
