@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from .callbacks import CheckpointOnSigterm, SeedEveryStep
+from .callbacks import CheckpointOnSigterm, SeedEveryStep, StopOnNonFiniteLoss
 from .data import ClassificationDataModule
 from .errors import ConfigurationError, instantiate_checked
 from .models import ImageClassifier
@@ -113,7 +113,9 @@ def train(config: DictConfig) -> dict[str, Any]:
         if config.get("ckpt_path"):
             check_resumable(config.ckpt_path, model)
         callbacks = instantiate_callbacks(config.get("callbacks"))
-        trainer = run.build_trainer([*callbacks.values(), SeedEveryStep(config.seed)])
+        trainer = run.build_trainer(
+            [*callbacks.values(), SeedEveryStep(config.seed), StopOnNonFiniteLoss(config.optimizer.get("lr"))]
+        )
         check_trainer_settings(config, trainer, callbacks, model.monitorable_metrics())
         if wants_model_graph(trainer.loggers):  # TensorBoard traces the model on this input once
             model.example_input_array = torch.zeros(1, *model.preprocessing["input_size"])

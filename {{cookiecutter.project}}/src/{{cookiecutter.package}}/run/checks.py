@@ -11,6 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import ConfigurationError
+from .given_values import check_given_values
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,9 @@ SETTINGS: dict[str, Number] = {
 
 def check_settings(config: DictConfig) -> None:
     """Refuse a value of the wrong type or out of range, naming the key, the value and an example."""
+    from hydra.core.hydra_config import HydraConfig
+
+    check_given_values(config, HydraConfig.get() if HydraConfig.initialized() else None)
     for key, rule in SETTINGS.items():
         if OmegaConf.select(config, key, default="<absent>") == "<absent>":
             continue
@@ -92,6 +96,16 @@ def check_settings(config: DictConfig) -> None:
         log.warning(
             "optimizer.lr=0: no weight will change, so the model stays as it starts. "
             "Set e.g. optimizer.lr=1e-3."
+        )
+
+
+def check_single_run(config: DictConfig) -> None:
+    """Refuse a sweep's settings in a single run (without -m), which would quietly train once."""
+    search = OmegaConf.select(config, "hydra.runtime.choices.hparams_search")
+    if search is not None:
+        raise ConfigurationError(
+            f"hparams_search={search} is a search over many runs, which needs -m: "
+            f"python {config.hydra.job.name}.py -m hparams_search={search} ..."
         )
 
 
