@@ -22,6 +22,7 @@ from .errors import ConfigurationError
 from .model_card import write_model_card
 from .models import ImageClassifier
 from .run.checkpoints import load_classifier
+from .run.outputs import check_output_writable
 from .run.task import Run
 
 log = logging.getLogger(__name__)
@@ -175,6 +176,7 @@ def export(config: DictConfig) -> dict[str, Any]:
     with Run(config) as run:
         formats = check_formats(config.formats)
         output_dir = Path(config.output_dir or Path(config.paths.output_dir) / "export").expanduser()
+        check_output_writable("output_dir", output_dir, folder=True)
         taken = [name for name in formats if (output_dir / name).exists()]
         if taken:
             raise ConfigurationError(
