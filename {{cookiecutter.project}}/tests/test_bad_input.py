@@ -107,6 +107,11 @@ BAD_INPUTS = [
         ["hparams_search=optuna"],
         "hparams_search=optuna is a search over many runs, which needs -m",
     ),
+    (
+        "eval.py",
+        ["ckpt_path={last}", "data.image_size=64"],
+        "data.image_size=64: the checkpoint fixes the preprocessing (image_size=32)",
+    ),
     ("train.py", ["optimizer.lr=1e20"], "Training diverged: the training loss became nan at epoch 0, step"),
 ]
 

@@ -65,6 +65,17 @@ def composed_defaults(hydra: DictConfig | None) -> DictConfig | None:
         return None
 
 
+def given_keys() -> set[str]:
+    """The keys the command line set (key=value, +key=value, group=option); empty outside a Hydra app."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not HydraConfig.initialized():
+        return set()
+    overrides = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+    return {override.key_or_group for override in overrides}
+
+
 def check_finite_numbers(config: DictConfig, defaults: DictConfig | None = None) -> None:
     """Refuse nan and inf for any setting: no setting of this project means anything by them."""
     for key, value in leaves(plain(config)):
