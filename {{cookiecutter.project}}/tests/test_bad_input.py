@@ -223,6 +223,60 @@ def test_hydra_reads_nan_and_inf_as_numbers_that_the_rule_refuses(given):
         check_finite_numbers(composed("train", [f"optimizer.weight_decay={given}"]))
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("callbacks.early_stopping.patience=abc", "callbacks.early_stopping.patience='abc' is not a number"),
+        ("callbacks.model_checkpoint.save_top_k=[1]", "save_top_k=[1] is not a number; set e.g."),
+        ("scheduler.min_lr=true", "scheduler.min_lr=True is not a number"),
+        ("trainer.devices=auto", None),  # Lightning's devices take words
+        ("model.drop_path_rate=0.1", None),  # null by default: no type to hold it to
+        ("optimizer.lr=${optimizer.weight_decay}", None),  # judged once resolved, by the range check
+    ],
+)
+def test_a_number_setting_refuses_words_and_lists(override, message):
+    from {{ cookiecutter.package }}.run.given_values import check_given_types
+
+    config = composed("train", [override])
+    if message is None:
+        check_given_types(config, composed("train"))
+    else:
+        with pytest.raises(ConfigurationError, match=re.escape(message)):
+            check_given_types(config, composed("train"))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["scheduler.min_lr=-1"], "scheduler.min_lr=-1 must be at least 0"),
+        (["scheduler.warmup_lr=-1e-5"], "scheduler.warmup_lr=-1e-05 must be at least 0"),
+        (
+            ["model.mixup.mixup_alpha=-1", "model.mixup.prob=1.0"],
+            "model.mixup.mixup_alpha=-1 must be at least 0",
+        ),
+        (["trainer.min_epochs=3", "trainer.max_epochs=1"], "trainer.min_epochs=3 > trainer.max_epochs=1"),
+    ],
+)
+def test_settings_that_trained_silently_or_blamed_another_key_are_refused(compose_config, overrides, message):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        train(compose_config([*FAST, *overrides]))
+
+
+def test_a_run_directory_given_as_the_checkpoint_names_a_checkpoint_in_it(tmp_path):
+    from {{ cookiecutter.package }}.run.checkpoints import read_checkpoint
+
+    (tmp_path / "checkpoints").mkdir()
+    for name in ("epoch_003.ckpt", "last.ckpt"):
+        (tmp_path / "checkpoints" / name).write_bytes(b"")
+    with pytest.raises(
+        ConfigurationError,
+        match=re.escape(
+            f"is a folder; give a checkpoint file; e.g. ckpt_path={tmp_path}/checkpoints/last.ckpt"
+        ),
+    ):
+        read_checkpoint("ckpt_path", tmp_path)
+
+
 @pytest.mark.slow
 def test_test_no_means_no_test(tmp_path):
     result = run_script("train.py", *FAST, "trainer.max_epochs=1", "test=no", cwd=tmp_path)

@@ -196,6 +196,16 @@ def test_an_output_dir_that_cannot_be_written_is_refused_before_exporting(
     )
 
 
+def test_a_model_card_needs_a_license_and_takes_one_tag_as_a_word(exported, compose_config, tmp_path):
+    checkpoint = f"ckpt_path={exported['results']['checkpoint']}"
+    with pytest.raises(ConfigurationError, match=re.escape("model_card.license='': give a Hugging Face Hub")):
+        export(compose_config([checkpoint, "formats=[timm]", "model_card.license=''"], "export"))
+    assert not (tmp_path / "run").exists()
+    export(compose_config([checkpoint, "formats=[timm]", "model_card.tags=birds"], "export"))
+    card = (tmp_path / "run" / "export" / "timm" / "README.md").read_text()
+    assert "- birds\n" in card and "- b\n" not in card
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [(["formats=[tflite]"], "unknown 'tflite'; choose from"), (["formats=[]"], "none given")],

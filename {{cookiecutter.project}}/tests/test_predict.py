@@ -162,6 +162,7 @@ def test_a_folder_and_a_file_named_alone_follow_one_rule_and_every_skipped_file_
         write_file(folder / name, "image")
     write_file(folder / "notes.txt", "text")
     write_file(folder / ".DS_Store", "text")  # hidden: the file systems', never a user's image
+    write_file(folder / ".thumbnails" / "a.png", "image")  # inside a hidden folder: a tool's copy
     os.symlink(tmp_path / "gone.png", folder / "dead.png")
     results = predict(predict_config(compose_config, trained["checkpoint"], f"inputs={folder}"))
     predicted = [row["path"] for row in read_csv(Path(results["predictions"]))]
@@ -173,6 +174,12 @@ def test_a_folder_and_a_file_named_alone_follow_one_rule_and_every_skipped_file_
     for name in predicted:  # each alone, as predict.py is given a single file
         overrides = [f"ckpt_path={trained['checkpoint']}", f"inputs={name}"]
         assert predict(compose_into("predict", overrides, tmp_path / Path(name).stem))["images"] == 1
+
+
+def test_empty_inputs_are_refused_not_read_as_the_current_folder(trained, compose_config, tmp_path):
+    with pytest.raises(ConfigurationError, match="inputs is empty"):
+        predict(predict_config(compose_config, trained["checkpoint"], "inputs=''"))
+    assert not (tmp_path / "run").exists()
 
 
 def test_one_image_is_one_image_in_the_summary(trained, compose_config, tmp_path, capsys):

@@ -32,12 +32,19 @@ Skipped = list[tuple[Path, str]]  # (file, why it was not predicted)
 
 def find_images(inputs: str) -> tuple[list[Path], Skipped]:
     """The images named by `inputs` and the files left out: an image file, a folder (searched
-    recursively, in sorted order; hidden files ignored) or a CSV file whose `path` column (or first
-    column) lists images, relative to the CSV's folder. One rule everywhere: an image is a file with
-    an image extension (data/images.py); every other file named or found is left out and listed."""
+    recursively, in sorted order; hidden files and folders ignored) or a CSV file whose `path` column
+    (or first column) lists images, relative to the CSV's folder. One rule everywhere: an image is a
+    file with an image extension (data/images.py); every other file named or found is left out and
+    listed."""
+    if not str(inputs).strip():  # Path("") is the current folder: everything under it
+        raise ConfigurationError("inputs is empty; give an image, a folder of images or a CSV list.")
     path = Path(str(inputs)).expanduser()
     if path.is_dir():
-        named = sorted(p for p in path.rglob("*") if not p.name.startswith(".") and not p.is_dir())
+        named = sorted(
+            p
+            for p in path.rglob("*")
+            if not p.is_dir() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
     elif path.is_file() and path.suffix.lower() == ".csv":
         named = csv_listing(path, inputs)
     elif path.is_file() and not is_image_file(path):
