@@ -3,6 +3,7 @@ every key of every task's config, judged against the defaults of the same config
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Iterator
@@ -48,18 +49,25 @@ def plain(config: DictConfig | ListConfig) -> Any:
 def composed_defaults(hydra: DictConfig | None) -> DictConfig | None:
     """The task's config as its files compose it for the same group choices, before the command line's
     values; None outside a Hydra app (a config composed in a test) or when it cannot be composed."""
-    from hydra import compose
     from hydra.core.global_hydra import GlobalHydra
 
     if hydra is None or not GlobalHydra.instance().is_initialized():
         return None
-    choices = [
+    choices = tuple(
         f"{group}={option}"
         for group, option in hydra.runtime.choices.items()
         if option is not None and group != "hydra" and not str(group).startswith("hydra/")
-    ]
+    )
+    return compose_once(str(hydra.job.config_name), choices)
+
+
+@functools.lru_cache(maxsize=8)
+def compose_once(config_name: str, choices: tuple[str, ...]) -> DictConfig | None:
+    """Composing takes about 0.25 s: the run guard and the task (and a sweep's jobs) share one."""
+    from hydra import compose
+
     try:
-        return compose(config_name=hydra.job.config_name, overrides=choices)
+        return compose(config_name=config_name, overrides=list(choices))
     except Exception as error:  # a guard that cannot judge must not stop a run the user started
         log.warning("Could not compose the default config to check the given values (%s); going on.", error)
         return None
