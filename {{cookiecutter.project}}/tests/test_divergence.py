@@ -27,9 +27,16 @@ class BreakWeightsAtEpoch(Callback):
                     parameter.fill_(self.value)
 
 
-@pytest.mark.parametrize("value", [math.nan, pytest.param(math.inf, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    ("value", "check_every_n_steps"),
+    [
+        (math.nan, None),  # FAST logs every step: read at once
+        (math.nan, 100),  # read at the end of the epoch, still naming the first step
+        pytest.param(math.inf, None, marks=pytest.mark.slow),
+    ],
+)
 def test_a_run_stops_at_the_first_non_finite_loss_keeping_only_the_checkpoints_from_before(
-    compose_config, value
+    compose_config, value, check_every_n_steps
 ):
     config = compose_config(
         [*FAST, "trainer.max_epochs=3", "callbacks.last_checkpoint.min_seconds_between_writes=0"]
@@ -37,7 +44,8 @@ def test_a_run_stops_at_the_first_non_finite_loss_keeping_only_the_checkpoints_f
     with pytest.raises(
         TrainingDiverged, match=r"the training loss became (nan|inf) at epoch 1, step 4"
     ) as stop:
-        fit(config, BreakWeightsAtEpoch(1, value), StopOnNonFiniteLoss(learning_rate=1e-3))
+        stop_on_nan = StopOnNonFiniteLoss(learning_rate=1e-3, check_every_n_steps=check_every_n_steps)
+        fit(config, BreakWeightsAtEpoch(1, value), stop_on_nan)
     assert "Lower optimizer.lr (it is 0.001)" in str(stop.value)
     checkpoints = Path(config.paths.output_dir) / "checkpoints"
     assert sorted(path.name for path in checkpoints.iterdir()) == ["epoch_000.ckpt", "last.ckpt"]
