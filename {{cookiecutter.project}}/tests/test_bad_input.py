@@ -136,10 +136,13 @@ def composed_once(task: str, overrides: tuple[str, ...]):
 
 def keys_by_default_type(kind: type) -> list[tuple[str, str]]:
     """(task, key) for every key of every task's config whose default is of type `kind`."""
-    from {{ cookiecutter.package }}.run.given_values import leaves, plain
+    from {{ cookiecutter.package }}.run.given_values import leaves, plain, takes_words
 
     return [
-        (task, key) for task in TASKS for key, value in leaves(plain(composed(task))) if type(value) is kind
+        (task, key)
+        for task in TASKS
+        for key, value in leaves(plain(composed(task)))
+        if type(value) is kind and not takes_words(key)  # Lightning's few that also take words
     ]
 
 
@@ -230,6 +233,8 @@ def test_hydra_reads_nan_and_inf_as_numbers_that_the_rule_refuses(given):
         ("callbacks.model_checkpoint.save_top_k=[1]", "save_top_k=[1] is not a number; set e.g."),
         ("scheduler.min_lr=true", "scheduler.min_lr=True is not a number"),
         ("trainer.devices=auto", None),  # Lightning's devices take words
+        ("trainer.deterministic=warn", None),  # and so do these two booleans
+        ("callbacks.model_checkpoint.save_last=link", None),
         ("model.drop_path_rate=0.1", None),  # null by default: no type to hold it to
         ("optimizer.lr=${optimizer.weight_decay}", None),  # judged once resolved, by the range check
     ],

@@ -3,6 +3,7 @@ every key of every task's config, judged against the defaults of the same config
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import logging
 import math
@@ -18,8 +19,13 @@ log = logging.getLogger(__name__)
 TRUE_WORDS = ("true", "yes", "on", "y", "1")
 FALSE_WORDS = ("false", "no", "off", "n", "0")
 BOOLEAN_SPELLINGS = "true or false (also yes/no, on/off, y/n, 1/0)"
-# Numbers by default that also take words: Lightning's devices ("auto", "0,1").
-WORDS_ALLOWED = ("trainer.devices",)
+# Lightning arguments whose default is a number or a boolean but that also take words: devices
+# ("auto", "0,1"), deterministic ("warn"), a ModelCheckpoint's save_last ("link").
+WORDS_ALLOWED = ("trainer.devices", "trainer.deterministic", "callbacks.*.save_last")
+
+
+def takes_words(key: str) -> bool:
+    return any(fnmatch.fnmatchcase(key, pattern) for pattern in WORDS_ALLOWED)
 
 
 def as_boolean(value: Any) -> bool | None:
@@ -117,13 +123,7 @@ def check_given_types(config: DictConfig, defaults: DictConfig) -> None:
     for key, default in leaves(plain(defaults)):
         value = value_at(given, key)
         interpolation = isinstance(value, str) and "${" in value  # judged by what it resolves to
-        if (
-            value is ABSENT
-            or value is None
-            or interpolation
-            or key.startswith("hydra.")
-            or key in WORDS_ALLOWED
-        ):
+        if value is ABSENT or value is None or interpolation or key.startswith("hydra.") or takes_words(key):
             continue
         if isinstance(default, bool):
             boolean = as_boolean(value)
