@@ -176,7 +176,7 @@ def test_hydra_gives_boolean_words_as_typed_and_the_rule_reads_them_as_yaml_does
     from {{ cookiecutter.package }}.run.given_values import check_given_types
 
     config = composed("train", [f"test={word}"])
-    check_given_types(config, composed("train"))
+    check_given_types(config, composed_once("train", ()))
     assert config.test is meaning
 
 
@@ -187,7 +187,7 @@ def test_every_boolean_key_takes_what_yaml_reads_as_a_boolean_and_refuses_the_re
 
     from {{ cookiecutter.package }}.run.given_values import check_given_types
 
-    defaults = composed(task)
+    defaults = composed_once(task, ())  # read only: no copy
     config = composed(task)
     given = 2 if word == "2" else [True] if word == "[true]" else word  # as Hydra's parser types them
     with open_dict(config):
@@ -209,7 +209,7 @@ def test_nan_and_inf_are_refused_for_every_number(task, key, value):
 
     from {{ cookiecutter.package }}.run.given_values import check_finite_numbers
 
-    defaults = composed(task)
+    defaults = composed_once(task, ())  # read only: no copy
     config = composed(task)
     OmegaConf.update(config, key, value, merge=False)
     with pytest.raises(
@@ -244,10 +244,10 @@ def test_a_number_setting_refuses_words_and_lists(override, message):
 
     config = composed("train", [override])
     if message is None:
-        check_given_types(config, composed("train"))
+        check_given_types(config, composed_once("train", ()))
     else:
         with pytest.raises(ConfigurationError, match=re.escape(message)):
-            check_given_types(config, composed("train"))
+            check_given_types(config, composed_once("train", ()))
 
 
 @pytest.mark.parametrize(
