@@ -128,3 +128,22 @@ def write_image_folder(root: Path, counts: dict[str, int], **kwargs) -> Path:
 def read_results(directory: Path) -> list[dict]:
     """Return every results.json below `directory`, in path order."""
     return [json.loads(path.read_text()) for path in sorted(directory.rglob("results.json"))]
+
+
+def read_only_folder() -> Path:
+    """A folder this process cannot write into, even as root (a read-only /sys); skips the test where
+    there is none."""
+    import tempfile
+
+    candidates = [Path("/sys")]
+    if os.geteuid() != 0:
+        folder = Path(tempfile.mkdtemp(prefix="read-only-"))
+        folder.chmod(0o555)
+        candidates.insert(0, folder)
+    for folder in filter(Path.is_dir, candidates):
+        try:
+            (folder / ".probe").touch()
+        except OSError:
+            return folder
+        (folder / ".probe").unlink()
+    pytest.skip("no read-only folder on this machine")

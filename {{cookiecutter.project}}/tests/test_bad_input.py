@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import importlib.util
 import logging
 import re
@@ -13,7 +15,7 @@ import torch
 from {{ cookiecutter.package }}.errors import ConfigurationError
 from {{ cookiecutter.package }}.training import train
 
-from conftest import FAST, read_results, run_script
+from conftest import CONFIG_DIR, FAST, read_results, run_script
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +92,202 @@ BAD_INPUTS = [
     ("eval.py", [], "ckpt_path is not set (??? in the config); add ckpt_path=... to the command"),
     ("eval.py", ["ckpt_path={truncated}"], "cannot be read as a checkpoint"),
     ("eval.py", ["ckpt_path={state_dict}"], "is not a checkpoint of this project"),
+    ("train.py", ["test=maybe"], "test='maybe' is not a boolean; use true or false (also yes/no"),
+    ("train.py", ["model.pretrained=perhaps"], "model.pretrained='perhaps' is not a boolean"),
+    ("eval.py", ["ckpt_path={last}", "keep_freed_memory=sometimes"], "keep_freed_memory='sometimes' is not"),
+    (
+        "train.py",
+        ["optimizer.lr=nan"],
+        "optimizer.lr=nan is not a finite number; set e.g. optimizer.lr=0.002",
+    ),
+    ("train.py", ["model.label_smoothing=-inf"], "model.label_smoothing=-inf is not a finite number"),
+    ("train.py", ["callbacks.early_stopping.patience=abc"], "patience='abc' is not a number; set e.g."),
+    (
+        "train.py",
+        ["hparams_search=optuna"],
+        "hparams_search=optuna is a search over many runs, which needs -m",
+    ),
+    (
+        "eval.py",
+        ["ckpt_path={last}", "data.image_size=64"],
+        "data.image_size=64: the checkpoint fixes the preprocessing (image_size=32)",
+    ),
+    ("train.py", ["optimizer.lr=1e20"], "Training diverged: the training loss became nan at epoch 0, step"),
 ]
+
+
+TASKS = ("train", "eval", "predict", "export", "report", "serve")
+
+
+def composed(task: str, overrides: list[str] = ()):
+    """configs/<task>.yaml composed with `overrides` (a copy: tests may change it)."""
+    return copy.deepcopy(composed_once(task, tuple(overrides)))
+
+
+@functools.cache
+def composed_once(task: str, overrides: tuple[str, ...]):
+    from hydra import compose, initialize_config_dir
+
+    from {{ cookiecutter.package }}.hydra_compat import VERSION_BASE
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), **VERSION_BASE):
+        return compose(config_name=task, overrides=list(overrides))
+
+
+def keys_by_default_type(kind: type) -> list[tuple[str, str]]:
+    """(task, key) for every key of every task's config whose default is of type `kind`."""
+    from {{ cookiecutter.package }}.run.given_values import leaves, plain, takes_words
+
+    return [
+        (task, key)
+        for task in TASKS
+        for key, value in leaves(plain(composed(task)))
+        if type(value) is kind and not takes_words(key)  # Lightning's few that also take words
+    ]
+
+
+BOOLEAN_KEYS = keys_by_default_type(bool)
+NUMBER_KEYS = keys_by_default_type(int) + keys_by_default_type(float)
+
+
+def test_every_task_has_boolean_and_number_keys_to_check():
+    assert {"train", "eval", "predict", "export", "report", "serve"} <= {task for task, _ in BOOLEAN_KEYS}
+    assert ("train", "test") in BOOLEAN_KEYS and ("predict", "flip_tta") in BOOLEAN_KEYS
+    assert ("train", "optimizer.lr") in NUMBER_KEYS and ("serve", "port") in NUMBER_KEYS
+
+
+@pytest.mark.parametrize(
+    ("word", "meaning"),
+    [
+        ("false", False),
+        ("no", False),
+        ("NO", False),
+        ("off", False),
+        ("n", False),
+        ("0", False),
+        ("yes", True),
+        ("On", True),
+        ("Y", True),
+        ("1", True),
+        ("true", True),
+    ],
+)
+def test_hydra_gives_boolean_words_as_typed_and_the_rule_reads_them_as_yaml_does(word, meaning):
+    from {{ cookiecutter.package }}.run.given_values import check_given_types
+
+    config = composed("train", [f"test={word}"])
+    check_given_types(config, composed_once("train", ()))
+    assert config.test is meaning
+
+
+@pytest.mark.parametrize(("task", "key"), BOOLEAN_KEYS, ids=[f"{task}/{key}" for task, key in BOOLEAN_KEYS])
+@pytest.mark.parametrize("word", ["no", "On", "maybe", "2", "[true]"])
+def test_every_boolean_key_takes_what_yaml_reads_as_a_boolean_and_refuses_the_rest(task, key, word):
+    from omegaconf import OmegaConf, open_dict
+
+    from {{ cookiecutter.package }}.run.given_values import check_given_types
+
+    defaults = composed_once(task, ())  # read only: no copy
+    config = composed(task)
+    given = 2 if word == "2" else [True] if word == "[true]" else word  # as Hydra's parser types them
+    with open_dict(config):
+        OmegaConf.update(config, key, given, merge=False)
+    if word in ("maybe", "2", "[true]"):
+        with pytest.raises(
+            ConfigurationError, match=re.escape(f"{key}={given!r} is not a boolean; use true or")
+        ):
+            check_given_types(config, defaults)
+    else:
+        check_given_types(config, defaults)
+        assert OmegaConf.select(config, key) is (word == "On")
+
+
+@pytest.mark.parametrize(("task", "key"), NUMBER_KEYS, ids=[f"{task}/{key}" for task, key in NUMBER_KEYS])
+@pytest.mark.parametrize("value", [float("nan"), float("-inf")], ids=str)
+def test_nan_and_inf_are_refused_for_every_number(task, key, value):
+    from omegaconf import OmegaConf
+
+    from {{ cookiecutter.package }}.run.given_values import check_finite_numbers
+
+    defaults = composed_once(task, ())  # read only: no copy
+    config = composed(task)
+    OmegaConf.update(config, key, value, merge=False)
+    with pytest.raises(
+        ConfigurationError, match=re.escape(f"{key}={value} is not a finite number; set e.g.")
+    ):
+        check_finite_numbers(config, defaults)
+
+
+@pytest.mark.parametrize("given", ["nan", "inf", "-inf", "NaN"])
+def test_hydra_reads_nan_and_inf_as_numbers_that_the_rule_refuses(given):
+    from {{ cookiecutter.package }}.run.given_values import check_finite_numbers
+
+    with pytest.raises(ConfigurationError, match=r"optimizer.weight_decay=.* is not a finite number"):
+        check_finite_numbers(composed("train", [f"optimizer.weight_decay={given}"]))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("callbacks.early_stopping.patience=abc", "callbacks.early_stopping.patience='abc' is not a number"),
+        ("callbacks.model_checkpoint.save_top_k=[1]", "save_top_k=[1] is not a number; set e.g."),
+        ("scheduler.min_lr=true", "scheduler.min_lr=True is not a number"),
+        ("trainer.devices=auto", None),  # Lightning's devices take words
+        ("trainer.deterministic=warn", None),  # and so do these two booleans
+        ("callbacks.model_checkpoint.save_last=link", None),
+        ("model.drop_path_rate=0.1", None),  # null by default: no type to hold it to
+        ("optimizer.lr=${optimizer.weight_decay}", None),  # judged once resolved, by the range check
+    ],
+)
+def test_a_number_setting_refuses_words_and_lists(override, message):
+    from {{ cookiecutter.package }}.run.given_values import check_given_types
+
+    config = composed("train", [override])
+    if message is None:
+        check_given_types(config, composed_once("train", ()))
+    else:
+        with pytest.raises(ConfigurationError, match=re.escape(message)):
+            check_given_types(config, composed_once("train", ()))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["scheduler.min_lr=-1"], "scheduler.min_lr=-1 must be at least 0"),
+        (["scheduler.warmup_lr=-1e-5"], "scheduler.warmup_lr=-1e-05 must be at least 0"),
+        (
+            ["model.mixup.mixup_alpha=-1", "model.mixup.prob=1.0"],
+            "model.mixup.mixup_alpha=-1 must be at least 0",
+        ),
+        (["trainer.min_epochs=3", "trainer.max_epochs=1"], "trainer.min_epochs=3 > trainer.max_epochs=1"),
+    ],
+)
+def test_settings_that_trained_silently_or_blamed_another_key_are_refused(compose_config, overrides, message):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        train(compose_config([*FAST, *overrides]))
+
+
+def test_a_run_directory_given_as_the_checkpoint_names_a_checkpoint_in_it(tmp_path):
+    from {{ cookiecutter.package }}.run.checkpoints import read_checkpoint
+
+    (tmp_path / "checkpoints").mkdir()
+    for name in ("epoch_003.ckpt", "last.ckpt"):
+        (tmp_path / "checkpoints" / name).write_bytes(b"")
+    with pytest.raises(
+        ConfigurationError,
+        match=re.escape(
+            f"is a folder; give a checkpoint file; e.g. ckpt_path={tmp_path}/checkpoints/last.ckpt"
+        ),
+    ):
+        read_checkpoint("ckpt_path", tmp_path)
+
+
+@pytest.mark.slow
+def test_test_no_means_no_test(tmp_path):
+    result = run_script("train.py", *FAST, "trainer.max_epochs=1", "test=no", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    [results] = read_results(tmp_path / "logs")
+    assert results["metrics"] and not [name for name in results["metrics"] if name.startswith("test/")]
 
 
 def fill(overrides: list[str], files: dict[str, Path]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from {{ cookiecutter.package }}.hydra_compat import VERSION_BASE
 from {{ cookiecutter.package }}.run.checkpoints import load_classifier
 from {{ cookiecutter.package }}.training import train
 
-from conftest import CONFIG_DIR, FAST, run_script
+from conftest import CONFIG_DIR, FAST, read_only_folder, run_script
 
 
 def trained_checkpoint(directory: Path, backbone: str = "test_resnet") -> str:
@@ -166,6 +167,43 @@ def test_an_output_dir_holding_an_export_is_refused_untouched(exported, compose_
     with pytest.raises(ConfigurationError, match="already holds an export"):
         export(config)
     assert sorted(str(p) for p in exported["out"].rglob("*")) == before
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("read-only/sub/model", "cannot be written: "),
+        ("file", "is a file, not a folder"),
+        ("file/model", "is a file, not a folder"),
+    ],
+)
+def test_an_output_dir_that_cannot_be_written_is_refused_before_exporting(
+    exported, compose_config, tmp_path, where, message
+):
+    (tmp_path / "file").write_text("mine\n")
+    output_dir = (
+        where.replace("read-only", str(read_only_folder())) if "read-only" in where else tmp_path / where
+    )
+    config = compose_config(
+        [f"ckpt_path={exported['results']['checkpoint']}", f"output_dir={output_dir}"], "export"
+    )
+    with pytest.raises(ConfigurationError, match=re.escape(f"output_dir={str(output_dir)!r}")) as refused:
+        export(config)
+    assert message in str(refused.value)
+    assert (
+        sorted(path.name for path in tmp_path.iterdir()) == ["file"]
+        and (tmp_path / "file").read_text() == "mine\n"
+    )
+
+
+def test_a_model_card_needs_a_license_and_takes_one_tag_as_a_word(exported, compose_config, tmp_path):
+    checkpoint = f"ckpt_path={exported['results']['checkpoint']}"
+    with pytest.raises(ConfigurationError, match=re.escape("model_card.license='': give a Hugging Face Hub")):
+        export(compose_config([checkpoint, "formats=[timm]", "model_card.license=''"], "export"))
+    assert not (tmp_path / "run").exists()
+    export(compose_config([checkpoint, "formats=[timm]", "model_card.tags=birds"], "export"))
+    card = (tmp_path / "run" / "export" / "timm" / "README.md").read_text()
+    assert "- birds\n" in card and "- b\n" not in card
 
 
 @pytest.mark.parametrize(

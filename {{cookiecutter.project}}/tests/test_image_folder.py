@@ -248,7 +248,14 @@ def test_num_workers_null_loads_in_the_training_process_when_training_on_the_cpu
 @pytest.mark.parametrize(
     ("size", "chosen", "message"),
     [  # at least 32, multiples of 8, at most the native 160
-        ((24, 20), 32, "32 px, from the typical (median) short side of the training images, 20 px"),
+        ((24, 20), 32, "32 px, the smallest size chosen automatically: the typical (median) short side of"),
+        (
+            (8, 8),
+            32,
+            "32 px, the smallest size chosen automatically: the typical (median) short side of the "
+            "training images is only 8 px, as the model trains from scratch (the backbone's native size "
+            "is 160 px",
+        ),
         ((100, 80), 80, "80 px, from the typical (median) short side of the training images, 80 px"),
         (
             (400, 300),

@@ -77,6 +77,7 @@ def test_exif_orientation_turns_the_image_upright(tmp_path):
         ("scan.PNG", True),
         ("photo.JpEg", True),
         ("photo.webp", True),
+        ("anim.GIF", True),
         (".DS_Store", False),
         ("._cat.jpg", False),
         ("notes.txt", False),

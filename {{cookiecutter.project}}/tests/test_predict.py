@@ -17,7 +17,7 @@ from {{ cookiecutter.package }}.prediction import predict
 from {{ cookiecutter.package }}.run.checkpoints import load_classifier
 from {{ cookiecutter.package }}.training import build_datamodule_and_model, train
 
-from conftest import FAST, run_script, write_image_folder
+from conftest import FAST, compose_into, read_only_folder, run_script, write_image_folder
 
 CLASSES = {"cat": 6, "dog": 6, "fox": 6}
 
@@ -105,7 +105,87 @@ def test_unreadable_files_are_skipped_and_listed(trained, compose_config, tmp_pa
     (folder / "a" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     results = predict(predict_config(compose_config, trained["checkpoint"], f"inputs={folder}"))
     assert results["images"] == 2
-    assert results["unreadable"] == [str(folder / "a" / "broken.png")]
+    assert [skipped["path"] for skipped in results["skipped"]] == [str(folder / "a" / "broken.png")]
+
+
+def write_file(path: Path, kind: str) -> Path:
+    """A file of `kind`: an image in the format its name says, or one that only looks like one."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "image":
+        Image.new("RGB", (20, 16), (200, 30, 30)).save(path)
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "corrupt":
+        path.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    elif kind == "text":
+        path.write_text("hello\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("files", "inputs", "message"),
+    [
+        ({"zero.jpg": "empty"}, "zero.jpg", "none of its 1 file(s) could be read as an image"),
+        ({"bad.png": "corrupt"}, "bad.png", "none of its 1 file(s) could be read as an image"),
+        ({"text.png": "text"}, "text.png", "cannot identify image file"),
+        ({"notes.txt": "text"}, "notes.txt", "is neither an image (.jpg"),
+        ({"only/notes.txt": "text", "only/bad.png": "corrupt"}, "only", "none of its 2 file(s)"),
+        ({"list.csv": "path;label\nimg.png;cat\n", "img.png": "image"}, "list.csv", "is not comma-separated"),
+        ({"list.csv": "path\nmissing.png\n"}, "list.csv", "missing.png: no such file"),
+    ],
+    ids=["zero-byte", "corrupt", "text-as-png", "text", "folder-of-nothing", "semicolons", "missing"],
+)
+def test_nothing_to_predict_is_refused_writing_nothing(
+    trained, compose_config, tmp_path, files, inputs, message
+):
+    for name, kind in files.items():
+        if kind in ("image", "empty", "corrupt", "text"):
+            write_file(tmp_path / name, kind)
+        else:
+            (tmp_path / name).write_text(kind)
+    output = tmp_path / "out" / "predictions.csv"
+    config = predict_config(
+        compose_config, trained["checkpoint"], f"inputs={tmp_path / inputs}", f"output={output}"
+    )
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        predict(config)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "run").exists()
+
+
+def test_a_folder_and_a_file_named_alone_follow_one_rule_and_every_skipped_file_is_listed(
+    trained, compose_config, tmp_path
+):
+    folder = tmp_path / "photos"
+    for name in ("a.png", "b.GIF", "c.jpeg", "sub/d.webp"):
+        write_file(folder / name, "image")
+    write_file(folder / "notes.txt", "text")
+    write_file(folder / ".DS_Store", "text")  # hidden: the file systems', never a user's image
+    write_file(folder / ".thumbnails" / "a.png", "image")  # inside a hidden folder: a tool's copy
+    os.symlink(tmp_path / "gone.png", folder / "dead.png")
+    results = predict(predict_config(compose_config, trained["checkpoint"], f"inputs={folder}"))
+    predicted = [row["path"] for row in read_csv(Path(results["predictions"]))]
+    assert predicted == [str(folder / name) for name in ("a.png", "b.GIF", "c.jpeg", "sub/d.webp")]
+    assert {Path(s["path"]).name: s["reason"] for s in results["skipped"]} == {
+        "dead.png": "broken link",
+        "notes.txt": "not an image file",
+    }
+    for name in predicted:  # each alone, as predict.py is given a single file
+        overrides = [f"ckpt_path={trained['checkpoint']}", f"inputs={name}"]
+        assert predict(compose_into("predict", overrides, tmp_path / Path(name).stem))["images"] == 1
+
+
+def test_empty_inputs_are_refused_not_read_as_the_current_folder(trained, compose_config, tmp_path):
+    with pytest.raises(ConfigurationError, match="inputs is empty"):
+        predict(predict_config(compose_config, trained["checkpoint"], "inputs=''"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_one_image_is_one_image_in_the_summary(trained, compose_config, tmp_path, capsys):
+    image = write_file(tmp_path / "one.png", "image")
+    predict(predict_config(compose_config, trained["checkpoint"], f"inputs={image}"))
+    assert "Predicted 1 image with" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -160,3 +240,13 @@ def test_predict_from_the_command_line(trained, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Predicted 6 images" in result.stdout
     assert len(read_csv(tmp_path / "run" / "predictions.csv")) == 6
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_predicting(trained, compose_config, caplog):
+    output = read_only_folder() / "sub" / "predictions.csv"
+    config = predict_config(
+        compose_config, trained["checkpoint"], f"inputs={trained['root'] / 'test'}", f"output={output}"
+    )
+    with pytest.raises(ConfigurationError, match=re.escape(f"output={str(output)!r} cannot be written: ")):
+        predict(config)
+    assert "Restoring states" not in caplog.text and not Path(config.paths.output_dir).exists()

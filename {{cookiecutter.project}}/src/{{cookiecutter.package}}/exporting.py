@@ -22,6 +22,7 @@ from .errors import ConfigurationError
 from .model_card import write_model_card
 from .models import ImageClassifier
 from .run.checkpoints import load_classifier
+from .run.outputs import check_output_writable
 from .run.task import Run
 
 log = logging.getLogger(__name__)
@@ -170,11 +171,25 @@ def check_formats(formats: Any) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def check_model_card(card: Mapping[str, Any]) -> dict[str, Any]:
+    """A license id and a list of tags; a single tag given as a word is a list of one."""
+    tags = card.get("tags") or []
+    tags = [tags] if isinstance(tags, str) else list(tags)
+    if not isinstance(card.get("license"), str) or not card["license"].strip():
+        raise ConfigurationError(
+            f"model_card.license={card.get('license')!r}: give a Hugging Face Hub license id, e.g. "
+            "model_card.license=apache-2.0 (or other)."
+        )
+    return {"license": card["license"], "tags": [str(tag) for tag in tags]}
+
+
 def export(config: DictConfig) -> dict[str, Any]:
     """Write the checkpoint `config.ckpt_path` in each of `config.formats` into `config.output_dir`."""
     with Run(config) as run:
         formats = check_formats(config.formats)
+        card = check_model_card(config.model_card)
         output_dir = Path(config.output_dir or Path(config.paths.output_dir) / "export").expanduser()
+        check_output_writable("output_dir", output_dir, folder=True)
         taken = [name for name in formats if (output_dir / name).exists()]
         if taken:
             raise ConfigurationError(
@@ -197,7 +212,7 @@ def export(config: DictConfig) -> dict[str, Any]:
                 final = output_dir / name
                 with replaced_atomically(final, directory=True) as staging:  # renamed once it checks out
                     if name == "timm":
-                        load = export_timm(model, staging, checkpoint, config.model_card)
+                        load = export_timm(model, staging, checkpoint, card)
                     elif name == "onnx":
                         load = export_onnx(model, staging, inputs[CHECK_BATCHES[-1]])
                     else:

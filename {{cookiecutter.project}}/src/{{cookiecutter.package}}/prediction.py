@@ -15,41 +15,73 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 
 from .atomic import csv_text, write_atomically
-from .data.images import READ_ERRORS, is_image_file, load_rgb, read_image_size
+from .data.images import IMAGE_EXTENSIONS, READ_ERRORS, is_image_file, load_rgb, read_image_size
 from .data.transforms import build_transform
 from .errors import ConfigurationError
 from .models import ImageClassifier, class_probabilities, top_predictions
 from .run.checkpoints import load_classifier
+from .run.outputs import check_output_writable
 from .run.task import Run
 
 log = logging.getLogger(__name__)
 OUTPUT_FORMATS = (".csv", ".jsonl")
 
 
-def find_images(inputs: str) -> list[Path]:
-    """The images named by `inputs`: an image file, a folder (searched recursively, in sorted order),
-    or a CSV file whose `path` column (or first column) lists images, relative to the CSV's folder."""
+Skipped = list[tuple[Path, str]]  # (file, why it was not predicted)
+
+
+def find_images(inputs: str) -> tuple[list[Path], Skipped]:
+    """The images named by `inputs` and the files left out: an image file, a folder (searched
+    recursively, in sorted order; hidden files and folders ignored) or a CSV file whose `path` column
+    (or first column) lists images, relative to the CSV's folder. One rule everywhere: an image is a
+    file with an image extension (data/images.py); every other file named or found is left out and
+    listed."""
+    if not str(inputs).strip():  # Path("") is the current folder: everything under it
+        raise ConfigurationError("inputs is empty; give an image, a folder of images or a CSV list.")
     path = Path(str(inputs)).expanduser()
     if path.is_dir():
-        images = sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
+        named = sorted(
+            p
+            for p in path.rglob("*")
+            if not p.is_dir() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
     elif path.is_file() and path.suffix.lower() == ".csv":
-        with path.open(newline="") as file:
-            rows = list(csv.reader(file))
-        if not rows:
-            raise ConfigurationError(f"inputs={str(inputs)!r} is an empty CSV file.")
-        column = rows[0].index("path") if "path" in rows[0] else 0
-        body = rows[1:] if "path" in rows[0] else rows
-        images = [(path.parent / row[column]).resolve() for row in body if row and row[column].strip()]
+        named = csv_listing(path, inputs)
+    elif path.is_file() and not is_image_file(path):
+        raise ConfigurationError(
+            f"inputs={str(inputs)!r} is neither an image ({', '.join(IMAGE_EXTENSIONS)}) nor a CSV list "
+            "of images; give an image, a folder of images or a CSV with a `path` column."
+        )
     elif path.is_file():
-        images = [path]
+        named = [path]
     else:
         raise ConfigurationError(
             f"inputs={str(inputs)!r}: no such file or folder. Give an image, a folder of images or a CSV "
             "with a `path` column."
         )
-    if not images:
+    if not named:
         raise ConfigurationError(f"inputs={str(inputs)!r} holds no image files ({path}).")
-    return images
+    images = [p for p in named if is_image_file(p) and p.is_file()]
+    skipped = [
+        (p, "not an image file") if p.exists() else (p, "no such file") for p in named if p not in images
+    ]
+    return images, [(p, "broken link" if p.is_symlink() else why) for p, why in skipped]
+
+
+def csv_listing(path: Path, inputs: str) -> list[Path]:
+    """The files a CSV lists in its `path` column (or its first column when no header names one)."""
+    with path.open(newline="") as file:
+        rows = list(csv.reader(file))
+    if not rows:
+        raise ConfigurationError(f"inputs={str(inputs)!r} is an empty CSV file.")
+    if "path" not in rows[0] and any(sign in rows[0][0] for sign in ";\t|"):
+        raise ConfigurationError(
+            f"inputs={str(inputs)!r}: its first line {','.join(rows[0])!r} is not comma-separated; "
+            "write the CSV with commas (a `path` column, or the image paths in the first column)."
+        )
+    column = rows[0].index("path") if "path" in rows[0] else 0
+    body = rows[1:] if "path" in rows[0] else rows
+    return [(path.parent / row[column]).resolve() for row in body if row and row[column].strip()]
 
 
 class ImagesToPredict(Dataset):
@@ -105,30 +137,39 @@ def output_path(config: DictConfig) -> Path:
         raise ConfigurationError(
             f"output={str(config.output)!r}: the extension says the format; use .csv or .jsonl."
         )
-    if output.exists():
-        raise ConfigurationError(f"output={str(output)!r} exists already; choose a new file.")
-    existing = next(parent for parent in output.absolute().parents if parent.exists())
-    if not existing.is_dir():
+    return check_output_writable("output", output)
+
+
+def report_skipped(skipped: Skipped, rows: list, inputs: str) -> None:
+    """Log every file left out (results.json lists them too); refuse a run that predicted nothing."""
+    if skipped and not rows:
+        path, why = skipped[0]
         raise ConfigurationError(
-            f"output={str(output)!r}: {str(existing)!r} is a file, not a folder; choose another output."
+            f"inputs={str(inputs)!r}: none of its {len(skipped)} file(s) could be read as an image "
+            f"(first: {path}: {why}); nothing was written. Give image files."
         )
-    return output
+    for path, why in skipped:
+        log.warning("Skipped %s: %s", path, why)
+    if skipped:
+        log.warning("Skipped %d file(s) in all; results.json lists them.", len(skipped))
 
 
 def predict(config: DictConfig) -> dict[str, Any]:
     """Predict the top-k classes of every image in `config.inputs`; write them to `config.output`."""
     with Run(config) as run:
         output = output_path(config)
-        model = load_classifier(config.ckpt_path).eval()
-        paths = find_images(config.inputs)
-        readable, unreadable = [], []
+        paths, skipped = find_images(config.inputs)
+        readable = []
         for path in paths:  # header checks first: a broken file costs no model time
             try:
                 read_image_size(path)
             except READ_ERRORS as error:
-                unreadable.append((path, f"{type(error).__name__}: {error}"))
+                skipped.append((path, f"{type(error).__name__}: {error}"))
             else:
                 readable.append(path)
+        if not readable:
+            report_skipped(skipped, [], config.inputs)
+        model = load_classifier(config.ckpt_path).eval()
         preprocessing = model.preprocessing
         dataset = ImagesToPredict(
             readable, build_transform(preprocessing, is_training=False), preprocessing["input_size"]
@@ -140,7 +181,7 @@ def predict(config: DictConfig) -> dict[str, Any]:
                 "predict.py runs on one device; use trainer=cpu or trainer=gpu (not a multi-device preset)."
             )
         run.save_config()
-        batches = trainer.predict(Predictor(model, bool(config.flip_tta)), loader) if readable else []
+        batches = trainer.predict(Predictor(model, bool(config.flip_tta)), loader)
         rows = []
         for batch in batches:
             tops = top_predictions(batch["probabilities"], model.class_names, int(config.top_k))
@@ -149,11 +190,8 @@ def predict(config: DictConfig) -> dict[str, Any]:
                 if ok:
                     rows.append((str(readable[index]), [p["label"] for p in top], [p["score"] for p in top]))
                 else:
-                    unreadable.append((readable[index], "cannot be decoded"))
-        if unreadable:
-            log.warning(
-                "Skipped %d unreadable image file(s); first: %s (%s).", len(unreadable), *unreadable[0]
-            )
+                    skipped.append((readable[index], "cannot be decoded"))
+        report_skipped(skipped, rows, config.inputs)
         output.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(output, predictions_text(rows, output.suffix.lower()))
         checkpoint = str(Path(config.ckpt_path).expanduser().resolve())
@@ -162,9 +200,9 @@ def predict(config: DictConfig) -> dict[str, Any]:
                 "checkpoint": checkpoint,
                 "predictions": str(output),
                 "images": len(rows),
-                "unreadable": [str(path) for path, _ in unreadable],
+                "skipped": [{"path": str(path), "reason": why} for path, why in skipped],
             },
-            title=f"Predicted {len(rows)} images with {checkpoint}",
+            title=f"Predicted {len(rows)} image{'' if len(rows) == 1 else 's'} with {checkpoint}",
             paths={"predictions": output},
             metrics={},
         )

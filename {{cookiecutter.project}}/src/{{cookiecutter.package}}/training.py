@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelSummary
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from .callbacks import CheckpointOnSigterm, SeedEveryStep
+from .callbacks import CheckpointOnSigterm, SeedEveryStep, StopOnNonFiniteLoss
 from .data import ClassificationDataModule
 from .errors import RunInterrupted, instantiate_checked
 from .models import ImageClassifier
@@ -109,7 +109,9 @@ def train(config: DictConfig) -> dict[str, Any]:
         if config.get("ckpt_path"):
             check_resumable(config.ckpt_path, model, config.trainer.get("max_epochs"))
         callbacks = instantiate_callbacks(config.get("callbacks"))
-        trainer = run.build_trainer([*callbacks.values(), SeedEveryStep(config.seed)])
+        trainer = run.build_trainer(
+            [*callbacks.values(), SeedEveryStep(config.seed), StopOnNonFiniteLoss(config.optimizer.get("lr"))]
+        )
         check_trainer_settings(config, trainer, callbacks, model.monitorable_metrics())
         summary = any(isinstance(callback, ModelSummary) for callback in trainer.callbacks)
         if wants_model_graph(trainer.loggers) or (summary and not model.hparams.compile):

@@ -3,6 +3,7 @@
 from .best_checkpoint import BestCheckpoint
 from .confusion import ConfusionMatrix, PerClassMetrics
 from .curves import LearningCurves
+from .divergence import StopOnNonFiniteLoss, TrainingDiverged
 from .ema import EMAWeightAveraging
 from .feature_maps import FeatureMaps
 from .figures import RunFilesCallback
@@ -24,4 +25,6 @@ __all__ = [
     "RunFilesCallback",
     "SamplePredictions",
     "SeedEveryStep",
+    "StopOnNonFiniteLoss",
+    "TrainingDiverged",
 ]

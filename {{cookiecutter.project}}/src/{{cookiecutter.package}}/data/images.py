@@ -8,7 +8,9 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps
 from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 
-IMAGE_EXTENSIONS: tuple[str, ...] = IMG_EXTENSIONS
+# torchvision's list, and GIF, which Pillow reads too (its first frame): training, predict and serve
+# take the same files, whether in a folder or named alone.
+IMAGE_EXTENSIONS: tuple[str, ...] = (*IMG_EXTENSIONS, ".gif")
 # Transparent pixels are shown on white: what a viewer shows, and what product photos and icons are
 # cut out to sit on. Dropping alpha instead would expose whatever colour transparent pixels store.
 BACKGROUND = (255, 255, 255)

@@ -96,12 +96,18 @@ def choose_image_size(native: int, from_scratch: bool, fixed_input_size: bool, t
     if from_scratch and not fixed_input_size and typical is not None:
         side = int(min(native, max(MIN_AUTO_SIZE, round(typical / AUTO_SIZE_STEP) * AUTO_SIZE_STEP)))
         if side < native:
+            # Below MIN_AUTO_SIZE the side is the floor, not the images' size: say so, not "from 8 px".
+            origin = (
+                f"the smallest size chosen automatically: the typical (median) short side of the training "
+                f"images is only {typical:g} px"
+                if side == MIN_AUTO_SIZE and typical < MIN_AUTO_SIZE
+                else f"from the typical (median) short side of the training images, {typical:g} px"
+            )
             log.info(
-                "data.image_size=null: %d px, from the typical (median) short side of the training images, "
-                "%g px, as the model trains from scratch (the backbone's native size is %d px, for "
-                "pretrained weights). Set data.image_size to choose.",
+                "data.image_size=null: %d px, %s, as the model trains from scratch (the backbone's native "
+                "size is %d px, for pretrained weights). Set data.image_size to choose.",
                 side,
-                typical,
+                origin,
                 native,
             )
             return side

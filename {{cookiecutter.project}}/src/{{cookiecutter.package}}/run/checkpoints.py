@@ -46,6 +46,10 @@ def load_lazily(file: Path) -> Any:
 def read_checkpoint(key: str, path: str | Path) -> dict[str, Any]:
     """Load checkpoint `path` (named by config key `key` in messages) and check it is this project's."""
     file = Path(path).expanduser()
+    if file.is_dir():  # a run directory, most often: name the checkpoints in it
+        found = sorted(file.rglob("*.ckpt"), key=lambda p: (p.name != "last.ckpt", str(p)))
+        inside = f"; e.g. {key}={found[0]}" if found else "; it holds no .ckpt file"
+        raise ConfigurationError(f"{key}={str(path)!r} is a folder; give a checkpoint file{inside}.")
     if not file.is_file():
         raise ConfigurationError(f"{key}={str(path)!r}: no such checkpoint file.")
     try:

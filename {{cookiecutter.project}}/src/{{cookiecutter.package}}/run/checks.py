@@ -11,6 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import ConfigurationError
+from .given_values import check_given_values
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +67,15 @@ SETTINGS: dict[str, Number] = {
     "model.drop_path_rate": Number("0.1", **PROBABILITY, open_top=True, nullable=True),
     "model.label_smoothing": Number("0.1", **PROBABILITY, open_top=True),
     "model.mixup.prob": Number("1.0", **PROBABILITY),
+    "model.mixup.mixup_alpha": Number("0.8", minimum=0),
+    "model.mixup.cutmix_alpha": Number("1.0", minimum=0),
+    "model.mixup.switch_prob": Number("0.5", **PROBABILITY),
     "optimizer.lr": Number("1e-3", minimum=0),
     "optimizer.weight_decay": Number("0.05", minimum=0),
     "optimizer.momentum": Number("0.9", **PROBABILITY, open_top=True),
     "scheduler.warmup_epochs": Number("1", whole=True, minimum=0),
+    "scheduler.warmup_lr": Number("1e-5", minimum=0),
+    "scheduler.min_lr": Number("1e-5", minimum=0),
     "finetune.unfreeze_at_epoch": Number("2", whole=True, minimum=0, nullable=True),
     "finetune.backbone_lr_scale": Number("0.1", minimum=0),
     # predict.py
@@ -81,6 +87,9 @@ SETTINGS: dict[str, Number] = {
 
 def check_settings(config: DictConfig) -> None:
     """Refuse a value of the wrong type or out of range, naming the key, the value and an example."""
+    from hydra.core.hydra_config import HydraConfig
+
+    check_given_values(config, HydraConfig.get() if HydraConfig.initialized() else None)
     for key, rule in SETTINGS.items():
         if OmegaConf.select(config, key, default="<absent>") == "<absent>":
             continue
@@ -92,6 +101,16 @@ def check_settings(config: DictConfig) -> None:
         log.warning(
             "optimizer.lr=0: no weight will change, so the model stays as it starts. "
             "Set e.g. optimizer.lr=1e-3."
+        )
+
+
+def check_single_run(config: DictConfig) -> None:
+    """Refuse a sweep's settings in a single run (without -m), which would quietly train once."""
+    search = OmegaConf.select(config, "hydra.runtime.choices.hparams_search")
+    if search is not None:
+        raise ConfigurationError(
+            f"hparams_search={search} is a search over many runs, which needs -m: "
+            f"python {config.hydra.job.name}.py -m hparams_search={search} ..."
         )
 
 
@@ -109,6 +128,12 @@ def check_train_settings(config: DictConfig) -> None:
             f"finetune.unfreeze_at_epoch={unfreeze_at_epoch} >= trainer.max_epochs="
             f"{config.trainer.max_epochs}: the backbone would never train. Lower it, raise "
             "trainer.max_epochs, or use finetune=linear_probe."
+        )
+    min_epochs, max_epochs = config.trainer.get("min_epochs"), config.trainer.max_epochs
+    if min_epochs is not None and min_epochs > max_epochs:
+        raise ConfigurationError(
+            f"trainer.min_epochs={min_epochs} > trainer.max_epochs={max_epochs}: the run would stop at "
+            f"{max_epochs} anyway. Lower trainer.min_epochs or raise trainer.max_epochs."
         )
     check_optimized_direction(config.get("optimized_direction", "maximize"))
     mixup = config.model.get("mixup") or {}
