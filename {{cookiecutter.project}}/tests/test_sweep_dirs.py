@@ -178,12 +178,29 @@ def test_resume_auto_without_an_unfinished_sweep_starts_a_new_one(finished_sweep
     assert len(list((tmp_path / "logs" / "train" / "multiruns").iterdir())) == 2
 
 
-def test_a_sweep_with_a_bad_job_says_why_in_one_line_without_a_traceback(tmp_path):
-    result = run_script("train.py", "-m", "optimizer.lr=-1,-2", *FAST, cwd=tmp_path)
+@pytest.mark.parametrize(
+    ("sweep", "phrase"),
+    [
+        (
+            "optimizer=adamw,nonexistent",
+            "optimizer=nonexistent cannot be composed: In 'train': Could not find",
+        ),
+        ("nogroup=a,b", "nogroup=a cannot be composed: Could not override 'nogroup'"),
+    ],
+)
+def test_a_sweep_value_that_cannot_work_is_refused_before_the_sweep_directory_exists(tmp_path, sweep, phrase):
+    result = run_script("train.py", "-m", sweep, *FAST, cwd=tmp_path)
+    refused(result, phrase)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_sweep_with_bad_jobs_says_why_in_one_line_without_a_traceback(tmp_path):
+    fast = [arg for arg in FAST if not arg.startswith("model.backbone")]
+    result = run_script("train.py", "-m", "model.backbone=resnet999,resnet998", *fast, cwd=tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert "optimizer.lr=-1 must be at least 0" in result.stderr
-    assert "Failed: job 1: optimizer.lr=-2 must be at least 0" in result.stdout  # the summary
+    assert "Unknown backbone 'resnet999'" in result.stderr
+    assert "Failed: job 1: Unknown backbone 'resnet998'" in result.stdout  # the summary
     assert "No job of the 2 finished: no best job." in result.stdout
 
 

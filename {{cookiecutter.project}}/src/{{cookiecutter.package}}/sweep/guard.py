@@ -54,6 +54,8 @@ def guard_sweep_dir(config: DictConfig) -> None:
         if not sweep_dir_was_given(config):
             sweep_dir = find_sweep_to_continue(sweep_dir.parent, config) or sweep_dir
     check_sweep_dir(sweep_dir, config, continuing=resume == "auto", basic=sweeper.endswith(BASIC_SWEEPER))
+    if sweeper.endswith(BASIC_SWEEPER):
+        check_sweep_values_compose(config)
     if resume == "auto":
         continue_sweep(config, sweep_dir)
 
@@ -71,6 +73,35 @@ def check_job_folders(config: DictConfig) -> None:
             f"hydra.sweep.subdir={subdir} leads out of the sweep directory; use a name inside it, "
             "e.g. hydra.sweep.subdir=job_${hydra.job.num}."
         )
+
+
+def check_sweep_values_compose(config: DictConfig) -> None:
+    """Compose the config with each value of each swept key (the other overrides as given), so that an
+    option or key that does not exist is refused before the sweep directory is made (Hydra's sweeper
+    would stop there too, but after making it). A value its job refuses fails only that job."""
+    from hydra import compose
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    lines = identity(config)["overrides"]
+    try:
+        overrides = OverridesParser.create().parse_overrides(lines)
+    except HydraException:  # e.g. glob(), which Hydra's sweeper checks with its config loader
+        return
+    fixed = [
+        line for line, override in zip(lines, overrides, strict=True) if not override.is_sweep_override()
+    ]
+    for override in filter(lambda override: override.is_sweep_override(), overrides):
+        if not override.is_discrete_sweep():
+            continue  # the basic sweeper refuses ranges of reals itself
+        for value in override.sweep_string_iterator():
+            line = f"{override.get_key_element()}={value}"
+            try:
+                compose(config_name=config.hydra.job.config_name, overrides=[*fixed, line])
+            except (HydraException, OmegaConfBaseException) as error:
+                reason = " ".join(str(error).split(" Config search path")[0].split())
+                raise ConfigurationError(f"The sweep's {line} cannot be composed: {reason}") from None
 
 
 def sweep_dir_was_given(config: DictConfig) -> bool:
