@@ -186,6 +186,10 @@ def test_resume_auto_without_an_unfinished_sweep_starts_a_new_one(finished_sweep
             "optimizer=nonexistent cannot be composed: In 'train': Could not find",
         ),
         ("nogroup=a,b", "nogroup=a cannot be composed: Could not override 'nogroup'"),
+        (
+            "optimizer.lr=range(1,1)",
+            "optimizer.lr=range(1,1) gives no value, so the sweep would have no jobs",
+        ),
     ],
 )
 def test_a_sweep_value_that_cannot_work_is_refused_before_the_sweep_directory_exists(tmp_path, sweep, phrase):

@@ -95,7 +95,13 @@ def check_sweep_values_compose(config: DictConfig) -> None:
     for override in filter(lambda override: override.is_sweep_override(), overrides):
         if not override.is_discrete_sweep():
             continue  # the basic sweeper refuses ranges of reals itself
-        for value in override.sweep_string_iterator():
+        values = list(override.sweep_string_iterator())
+        if not values:
+            raise ConfigurationError(
+                f"{override.input_line} gives no value, so the sweep would have no jobs; give it at least "
+                f"one (e.g. {override.get_key_element()}=a,b)."
+            )
+        for value in values:
             line = f"{override.get_key_element()}={value}"
             try:
                 compose(config_name=config.hydra.job.config_name, overrides=[*fixed, line])
