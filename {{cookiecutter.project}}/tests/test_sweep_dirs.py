@@ -264,10 +264,17 @@ def test_a_sweep_killed_during_job_2_continues_to_the_uninterrupted_results(tmp_
     assert not (sweep / "2" / "results.json").exists() and not (sweep / "3").exists()
     assert torch.load(last, weights_only=True)["global_step"] < 36, "job 2 should be killed mid-run"
     assert not (sweep / "summary.csv").exists()
+    finished = {job: snapshot(sweep / job) for job in ("0", "1")}
 
     resumed = start_sweep(tmp_path, "resume=auto")
     assert resumed.wait(timeout=900) == 0, resumed.stderr.read()[-3000:]
     assert [path.name for path in sweeps.iterdir()] == [sweep.name]  # continued, not a new sweep
+    for job, files in finished.items():  # not run again
+        after = snapshot(sweep / job)
+        assert {name: after[name] for name in files if not name.startswith(".hydra/")} == {
+            name: value for name, value in files.items() if not name.startswith(".hydra/")
+        }
+    assert f"Continuing this job from {last}" in (sweep / "2" / "train.log").read_text()
     for job in range(4):
         first = json.loads((tmp_path / "uninterrupted" / str(job) / "results.json").read_text())
         second = json.loads((sweep / str(job) / "results.json").read_text())
