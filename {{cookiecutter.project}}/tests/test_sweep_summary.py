@@ -224,6 +224,22 @@ def test_a_killed_job_is_unfinished_and_the_best_comes_from_the_others(sweep_cop
     assert f"Unfinished (neither results.json nor failure.json: killed or still running): job {killed}" in out
 
 
+def test_a_job_that_submitit_stopped_at_its_time_limit_says_so(sweep_copy, capsys):
+    job = sweep_copy / "0"
+    (job / "results.json").unlink()
+    with open(job / "train.log", "a") as log:  # what submitit logs there before it kills the job
+        log.write(
+            "[2026-12-07 00:13:12,854][submitit][INFO] - Job has timed out. Ran 1 minutes out of requested "
+            "1 minutes.\n[2026-12-07 00:13:13,026][submitit][INFO] - Job not requeued because: timed-out "
+            "too many times.\n"
+        )
+    assert main([str(sweep_copy)]) == 0
+    assert csv_rows(sweep_copy)[0]["status"] == "failed"
+    out = capsys.readouterr().out
+    assert "Failed: job 0: started, but stopped by the time limit (hydra.launcher.timeout_min)" in out
+    assert "none started" not in out
+
+
 def test_a_sweep_killed_in_its_first_job_still_shows_the_swept_keys(sweep_copy):
     for later in ("1", "2", "3"):  # the jobs it never started
         shutil.rmtree(sweep_copy / later)

@@ -11,6 +11,7 @@ import inspect
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -217,3 +218,38 @@ def test_slurm_sweep_needs_a_number_of_tasks(tmp_path):
     result = run_script("train.py", "-m", "hydra/launcher=slurm", "trainer=ddp", cwd=tmp_path)
     assert result.returncode == 1
     assert "set trainer.devices=<GPUs per node>" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("launcher", "phrase"),
+    [
+        (["hydra/launcher=slurm"], "hydra/launcher=slurm needs trainer.num_nodes"),
+        (["hydra/launcher=submitit_slurm"], "SLURM is not available here"),
+        (["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=2"], "hydra/launcher=submitit_local or"),
+        (
+            ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=-1"],
+            "timeout_min=-1 must be at least 1",
+        ),
+        (["hydra/launcher=submitit_local", "hydra.launcher.nodes=0"], "nodes=0 must be at least 1"),
+        (["hydra/launcher=joblib", "hydra.launcher.n_jobs=0"], "hydra.launcher.n_jobs=0"),
+    ],
+    ids=[
+        "slurm-without-ddp",
+        "submitit-slurm-here",
+        "slurm-here",
+        "timeout-negative",
+        "no-nodes",
+        "joblib-0",
+    ],
+)
+def test_launcher_settings_that_cannot_work_are_refused_before_the_sweep_directory_exists(
+    tmp_path, launcher, phrase
+):
+    needs_no_slurm = "SLURM is not" in phrase or "submitit_local or" in phrase
+    if needs_no_slurm and shutil.which("srun") and shutil.which("sbatch"):
+        pytest.skip("this machine has SLURM")
+    result = run_script("train.py", "-m", *launcher, "optimizer=adamw,sgd", *ONE_EPOCH, cwd=tmp_path)
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("Error: ") and phrase in line
+    assert not (tmp_path / "logs").exists()

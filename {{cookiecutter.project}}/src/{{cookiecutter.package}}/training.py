@@ -20,6 +20,7 @@ from .run.checkpoints import check_resumable
 from .run.checks import check_train_settings, check_trainer_settings
 from .run.directory import metrics_as_floats
 from .run.loggers import wants_model_graph
+from .run.sweep_job import finished_sweep_job
 from .run.task import Run, instantiate_callbacks
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,9 @@ def fit(
 
 def train(config: DictConfig) -> dict[str, Any]:
     """Fit the model, test its best checkpoint, and write results.json; return those results."""
+    earlier = finished_sweep_job(config)
+    if earlier is not None:  # a job of a sweep continued with resume=auto that finished before
+        return earlier
     with Run(config) as run:
         check_train_settings(config)
         datamodule, model = build_datamodule_and_model(config)

@@ -12,7 +12,7 @@ from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, open_dict, read_write
 
 from ..errors import ConfigurationError, user_error
 from .added_keys import check_added_keys
@@ -37,6 +37,7 @@ from .directory import (
 )
 from .distributed import entry_point, remember_entry_point
 from .given_values import check_given_values
+from .launchers import check_launcher, stopped_by_time_limit
 from .lock import RunDirectoryLock
 from .resume_search import check_unfinished_run, find_run_to_resume
 
@@ -72,8 +73,8 @@ class RunGuard(Callback):
         self.started_as = entry_point()
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """Refuse a sweep that every process of a distributed launch would run, or whose settings
-        cannot work, before any job starts (the summary is sweep.callback.SweepSummaryCallback's)."""
+        """Refuse a sweep that every process of a distributed launch would run, or whose launcher or
+        added keys cannot work, before any job starts (sweep.guard checks the sweep directory)."""
         if is_torchrun() or slurm_tasks() > 1:
             exit_with_message(
                 ConfigurationError(
@@ -82,15 +83,8 @@ class RunGuard(Callback):
                     "own processes: trainer=ddp on one machine, or hydra/launcher=slurm for SLURM jobs."
                 )
             )
-        tasks = OmegaConf.select(config, "hydra.launcher.tasks_per_node", default=1)
-        if isinstance(tasks, int) and tasks < 1:
-            exit_with_message(
-                ConfigurationError(
-                    f"hydra.launcher.tasks_per_node={tasks} (from trainer.devices): a SLURM job needs a "
-                    "number of tasks; set trainer.devices=<GPUs per node>, e.g. trainer.devices=4."
-                )
-            )
         try:
+            check_launcher(config)
             check_added_keys(config)
         except ConfigurationError as error:
             exit_with_message(error)
@@ -211,7 +205,7 @@ class RunGuard(Callback):
         if job_return.status != JobStatus.FAILED or job_return.hydra_cfg.hydra.mode.name != "MULTIRUN":
             return
         error = job_return._return_value
-        problem = user_error(error)
+        problem = user_error(error) or stopped_by_time_limit(error, job_return.hydra_cfg)
         run_dir = Path(job_return.hydra_cfg.hydra.runtime.output_dir)
         write_json_atomically(
             run_dir / FAILURE_FILE,
@@ -222,3 +216,7 @@ class RunGuard(Callback):
             },
         )
         log.error("Job %s failed: %s", job_return.hydra_cfg.hydra.job.num, problem or error)
+        if problem is not None:
+            # Said in one line above; Hydra raises a failed job's error when the sweep ends, and
+            # SystemExit ends it there with status 1 and no traceback (a bug keeps its traceback).
+            job_return._return_value = SystemExit(str(problem))

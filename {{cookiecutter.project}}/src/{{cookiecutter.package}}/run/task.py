@@ -38,6 +38,7 @@ from .loggers import (
     logger_directories,
 )
 from .process import configure_process
+from .sweep_job import resume_sweep_job
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class Run:
         configure_process(config)
         self.output_dir = Path(config.paths.output_dir)
         resume_requeued_job(config, self.output_dir)
+        resume_sweep_job(config, self.output_dir)
         check_output_dir_is_new(self.output_dir, resume_from=start_checkpoint(config))
         self.loggers: list = []
         self.trainer: Trainer | None = None

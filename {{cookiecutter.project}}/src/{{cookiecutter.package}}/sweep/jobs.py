@@ -19,6 +19,11 @@ from ..run.directory import FAILURE_FILE, RESULTS_FILE
 
 SWEEP_FILE = "multirun.yaml"
 OK, FAILED, UNFINISHED = STATUSES = ("ok", "failed", "unfinished")
+SUBMITIT_GAVE_UP = b"Job not requeued because: timed-out too many times"
+TIME_LIMIT = (
+    "started, but stopped by the time limit (hydra.launcher.timeout_min) each time submitit requeued it; "
+    "raise hydra.launcher.timeout_min and continue the sweep with resume=auto"
+)
 
 
 @dataclass
@@ -178,7 +183,20 @@ def read_job(number: int, directory: Path) -> Job:
             return Job(number, directory, overrides, FAILED, error=f"{RESULTS_FILE} cannot be read: {error}")
     if (directory / FAILURE_FILE).is_file():
         return Job(number, directory, overrides, FAILED, results, failure_reason(directory / FAILURE_FILE))
+    if not results and stopped_by_time_limit(directory):
+        return Job(number, directory, overrides, FAILED, error=TIME_LIMIT)
     return Job(number, directory, overrides, OK if results else UNFINISHED, results)
+
+
+def stopped_by_time_limit(directory: Path) -> bool:
+    """Whether submitit logged, into the job's log, that it stopped the job at its time limit for good
+    (it is killed then, before it can leave failure.json)."""
+    for log_file in directory.glob("*.log"):
+        with open(log_file, "rb") as file:
+            file.seek(max(0, log_file.stat().st_size - 65536))
+            if SUBMITIT_GAVE_UP in file.read():
+                return True
+    return False
 
 
 def failure_reason(path: Path) -> str:
