@@ -38,8 +38,11 @@ def build_datamodule_and_model(config: DictConfig) -> tuple[ClassificationDataMo
     """
     check_backbone_name(config.model.backbone)  # before anything slow, and before timm's own errors
     datamodule: ClassificationDataModule = instantiate_checked(config.data, seed=config.seed)
+    # Computed once from the training split and saved with the model: eval and a resume use these numbers.
+    auto_weights = config.model.get("class_weights") == "auto"
     model: ImageClassifier = instantiate_checked(
         config.model,
+        **({"class_weights": datamodule.balanced_class_weights()} if auto_weights else {}),
         class_names=datamodule.class_names,
         optimizer=OmegaConf.to_container(config.optimizer, resolve=True),
         scheduler=OmegaConf.to_container(config.scheduler, resolve=True),

@@ -66,6 +66,7 @@ SETTINGS: dict[str, Number] = {
     "model.drop_path_rate": Number("0.1", **PROBABILITY, open_top=True, nullable=True),
     "model.label_smoothing": Number("0.1", **PROBABILITY, open_top=True),
     "model.mixup.prob": Number("1.0", **PROBABILITY),
+    "model.gamma": Number("2.0", minimum=0),
     "optimizer.lr": Number("1e-3", minimum=0),
     "optimizer.weight_decay": Number("0.05", minimum=0),
     "optimizer.momentum": Number("0.9", **PROBABILITY, open_top=True),
