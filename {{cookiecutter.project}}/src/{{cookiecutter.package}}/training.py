@@ -10,14 +10,16 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
 
 from .callbacks import CheckpointOnSigterm, SeedEveryStep
 from .data import ClassificationDataModule
 from .errors import ConfigurationError, instantiate_checked
 from .models import ImageClassifier
 from .models.network import check_backbone_name
+from .run.calibration import calibrate_checkpoint
 from .run.checkpoints import check_resumable
-from .run.checks import check_train_settings, check_trainer_settings
+from .run.checks import check_switch, check_train_settings, check_trainer_settings
 from .run.directory import metrics_as_floats
 from .run.loggers import wants_model_graph
 from .run.task import Run, instantiate_callbacks
@@ -112,6 +114,7 @@ def train(config: DictConfig) -> dict[str, Any]:
     """Fit the model, test its best checkpoint, and write results.json; return those results."""
     with Run(config) as run:
         check_train_settings(config)
+        temperature_scaling = check_switch(config, "temperature_scaling")
         datamodule, model = build_datamodule_and_model(config)
         if config.get("ckpt_path"):
             check_resumable(config.ckpt_path, model)
@@ -126,6 +129,12 @@ def train(config: DictConfig) -> dict[str, Any]:
         report_early_stop(trainer)
         metrics = metrics_as_floats(trainer.callback_metrics)
         checkpoints = checkpoint_paths(trainer)  # testing a checkpoint restores the callbacks' state from it
+        calibration = None
+        if temperature_scaling and checkpoints["best_checkpoint"]:
+            validation = DataLoader(datamodule.datasets["val"], batch_size=datamodule.batch_size)
+            calibration = calibrate_checkpoint(trainer, model, validation, checkpoints["best_checkpoint"])
+        elif temperature_scaling:
+            log.warning("temperature_scaling=true needs a best checkpoint to fold T into; none was saved.")
         if config.get("test"):
             if not checkpoints["best_checkpoint"]:
                 log.warning(
@@ -145,6 +154,7 @@ def train(config: DictConfig) -> dict[str, Any]:
                 "epochs": trainer.current_epoch,
                 # For the model card: how many images each split held.
                 "split_sizes": {split: len(dataset) for split, dataset in datamodule.datasets.items()},
+                **({"calibration": calibration} if calibration else {}),
             },
             title="Run finished",
             paths={

@@ -96,6 +96,14 @@ def check_settings(config: DictConfig) -> None:
         )
 
 
+def check_switch(config: DictConfig, key: str) -> bool:
+    """The value of a true/false setting (false when the config lacks it); anything else is refused."""
+    value = OmegaConf.select(config, key, default=False)
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{key}={value!r} is not true or false; set {key}=true or {key}=false.")
+    return value
+
+
 def check_optimized_direction(direction: Any) -> None:
     """Refuse an `optimized_direction` other than maximize or minimize (train runs and searches)."""
     if direction not in ("maximize", "minimize"):
