@@ -84,6 +84,7 @@ BAD_INPUTS = [
     ("train.py", ["model.class_weights=balanced"], "model.class_weights='balanced' is not a list of numbers"),
     ("train.py", ["model.loss=focall"], "model.loss='focall' is not a loss we have"),
     ("train.py", ["model.gamma=-1"], "model.gamma=-1 must be at least 0"),
+    ("train.py", ["temperature_scaling=maybe"], "temperature_scaling='maybe' is not true or false"),
     (
         "train.py",
         ["+optimiser=sgd"],
@@ -95,6 +96,7 @@ BAD_INPUTS = [
     ("eval.py", [], "ckpt_path is not set (??? in the config); add ckpt_path=... to the command"),
     ("eval.py", ["ckpt_path={truncated}"], "cannot be read as a checkpoint"),
     ("eval.py", ["ckpt_path={state_dict}"], "is not a checkpoint of this project"),
+    ("eval.py", ["ckpt_path={last}", "flip_tta=maybe"], "flip_tta='maybe' is not true or false"),
 ]
 
 

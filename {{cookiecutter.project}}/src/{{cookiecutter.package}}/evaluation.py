@@ -7,9 +7,11 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from .callbacks.flip_tta import FlipTTA
 from .data import ClassificationDataModule
 from .errors import ConfigurationError, instantiate_checked
 from .run.checkpoints import load_classifier
+from .run.checks import check_switch
 from .run.directory import metrics_as_floats
 from .run.task import Run, instantiate_callbacks
 
@@ -17,6 +19,7 @@ from .run.task import Run, instantiate_callbacks
 def evaluate(config: DictConfig) -> dict[str, Any]:
     """Test the checkpoint `config.ckpt_path` and write results.json; return those results."""
     with Run(config) as run:
+        flip_tta = check_switch(config, "flip_tta")
         model = load_classifier(config.ckpt_path)
         datamodule: ClassificationDataModule = instantiate_checked(config.data, seed=config.seed)
         if list(datamodule.class_names) != list(model.class_names):
@@ -25,7 +28,8 @@ def evaluate(config: DictConfig) -> dict[str, Any]:
                 f"{datamodule.class_names}. Pass the data options you trained with (data=...)."
             )
         datamodule.use_preprocessing(model.hparams.preprocessing)
-        trainer = run.build_trainer(list(instantiate_callbacks(config.get("callbacks")).values()))
+        callbacks = list(instantiate_callbacks(config.get("callbacks")).values())
+        trainer = run.build_trainer([*callbacks, *([FlipTTA()] if flip_tta else [])])
         run.save_config()
         trainer.test(model, datamodule=datamodule)
         metrics = metrics_as_floats(trainer.callback_metrics)
