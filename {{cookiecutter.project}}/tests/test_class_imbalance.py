@@ -126,4 +126,6 @@ def test_auto_class_weights_raise_the_rare_classes_recall_over_no_weights(tmp_pa
         )
         for remedy in ("none", "class_weights")
     }
+    # Seed 1 on a CPU: 0.887 -> 0.970. Not every seed gains (README: seed 2 lost 0.02), so this is one
+    # fixed run, the benchmark's first, not a claim about every seed.
     assert recall["class_weights"] > recall["none"] + 0.05, recall
