@@ -81,6 +81,12 @@ BAD_INPUTS = [
     ("train.py", ["ckpt_path={last}", "model.backbone=test_vit"], "was trained with backbone 'test_resnet'"),
     ("train.py", ["ckpt_path={last}", "data.classes=[0,1,2]"], "was trained with class_names"),
     ("train.py", ["resume=yes"], "resume='yes': use resume=auto"),
+    ("train.py", ["model.class_weights=[1,2]"], "model.class_weights has 2 weights, the data has 10 classes"),
+    ("train.py", ["model.class_weights=[-1,1,1,1,1,1,1,1,1,1]"], "must be at least 0 and not all 0"),
+    ("train.py", ["model.class_weights=balanced"], "model.class_weights='balanced' is not a list of numbers"),
+    ("train.py", ["model.loss=focall"], "model.loss='focall' is not a loss we have"),
+    ("train.py", ["model.gamma=-1"], "model.gamma=-1 must be at least 0"),
+    ("train.py", ["temperature_scaling=maybe"], "temperature_scaling='maybe' is not a boolean"),
     (
         "train.py",
         ["+optimiser=sgd"],
@@ -113,6 +119,7 @@ BAD_INPUTS = [
         "data.image_size=64: the checkpoint fixes the preprocessing (image_size=32)",
     ),
     ("train.py", ["optimizer.lr=1e20"], "Training diverged: the training loss became nan at epoch 0, step"),
+    ("eval.py", ["ckpt_path={last}", "flip_tta=maybe"], "flip_tta='maybe' is not a boolean"),
 ]
 
 

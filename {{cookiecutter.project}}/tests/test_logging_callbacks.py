@@ -41,6 +41,7 @@ PLOTS = {
     "test_confusion_matrix.png",
     "test_confusion_matrix.csv",
     "test_per_class_metrics.csv",
+    "test_reliability.png",
     "val_samples.png",
     "test_errors.png",
     "curves.png",
@@ -269,7 +270,8 @@ def test_fast_dev_run_draws_nothing(compose_config, tmp_path):
 
 
 def test_every_logging_callback_can_be_turned_off_with_one_override(compose_config, tmp_path):
-    off = [f"callbacks.{name}=null" for name in ("confusion_matrix", "sample_predictions", "learning_curves")]
+    drawing = ("confusion_matrix", "sample_predictions", "learning_curves", "calibration")
+    off = [f"callbacks.{name}=null" for name in drawing]
     results = train(compose_config([*FAST, *off]))
     assert {path.name for path in (tmp_path / "run" / "plots").iterdir()} == {"test_per_class_metrics.csv"}
     assert "test_per_class" in results
@@ -335,6 +337,7 @@ def test_eval_writes_the_test_plots_of_the_checkpoint(compose_config, tmp_path):
         == read_counts(tmp_path / "run" / "plots" / "test_confusion_matrix.csv").tolist()
     )
     assert evaluated["test_per_class"] == trained["test_per_class"]
+    assert evaluated["calibration"]["test_ece"] == pytest.approx(trained["calibration"]["test_ece"], abs=1e-6)
     assert (plots / "test_errors.png").is_file() or trained["metrics"]["test/acc"] == 1.0
 
 

@@ -8,9 +8,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from .callbacks.flip_tta import FlipTTA
 from .data import ClassificationDataModule
 from .errors import ConfigurationError, instantiate_checked
 from .run.checkpoints import load_classifier
+from .run.checks import check_switch
 from .run.directory import metrics_as_floats
 from .run.given_values import given_keys
 from .run.task import Run, instantiate_callbacks
@@ -38,6 +40,7 @@ def check_preprocessing_not_given(config: DictConfig, trained: Mapping[str, Any]
 def evaluate(config: DictConfig) -> dict[str, Any]:
     """Test the checkpoint `config.ckpt_path` and write results.json; return those results."""
     with Run(config) as run:
+        flip_tta = check_switch(config, "flip_tta")
         model = load_classifier(config.ckpt_path)
         datamodule: ClassificationDataModule = instantiate_checked(config.data, seed=config.seed)
         if list(datamodule.class_names) != list(model.class_names):
@@ -47,7 +50,8 @@ def evaluate(config: DictConfig) -> dict[str, Any]:
             )
         check_preprocessing_not_given(config, model.hparams.preprocessing)
         datamodule.use_preprocessing(model.hparams.preprocessing)
-        trainer = run.build_trainer(list(instantiate_callbacks(config.get("callbacks")).values()))
+        callbacks = list(instantiate_callbacks(config.get("callbacks")).values())
+        trainer = run.build_trainer([*callbacks, *([FlipTTA()] if flip_tta else [])])
         run.save_config()
         trainer.test(model, datamodule=datamodule)
         metrics = metrics_as_floats(trainer.callback_metrics)

@@ -10,14 +10,16 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import EarlyStopping, ModelSummary
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
 
 from .callbacks import CheckpointOnSigterm, SeedEveryStep, StopOnNonFiniteLoss
 from .data import ClassificationDataModule
 from .errors import RunInterrupted, instantiate_checked
 from .models import ImageClassifier
 from .models.network import check_backbone_name
+from .run.calibration import calibrate_checkpoint
 from .run.checkpoints import check_resumable
-from .run.checks import check_train_settings, check_trainer_settings
+from .run.checks import check_switch, check_train_settings, check_trainer_settings
 from .run.directory import metrics_as_floats
 from .run.loggers import wants_model_graph
 from .run.sweep_job import finished_sweep_job
@@ -35,8 +37,11 @@ def build_datamodule_and_model(config: DictConfig) -> tuple[ClassificationDataMo
     """
     check_backbone_name(config.model.backbone)  # before anything slow, and before timm's own errors
     datamodule: ClassificationDataModule = instantiate_checked(config.data, seed=config.seed)
+    # Computed once from the training split and saved with the model: eval and a resume use these numbers.
+    auto_weights = config.model.get("class_weights") == "auto"
     model: ImageClassifier = instantiate_checked(
         config.model,
+        **({"class_weights": datamodule.balanced_class_weights()} if auto_weights else {}),
         class_names=datamodule.class_names,
         optimizer=OmegaConf.to_container(config.optimizer, resolve=True),
         scheduler=OmegaConf.to_container(config.scheduler, resolve=True),
@@ -109,6 +114,7 @@ def train(config: DictConfig) -> dict[str, Any]:
         return earlier
     with Run(config) as run:
         check_train_settings(config)
+        temperature_scaling = check_switch(config, "temperature_scaling")
         datamodule, model = build_datamodule_and_model(config)
         if config.get("ckpt_path"):
             check_resumable(config.ckpt_path, model, config.trainer.get("max_epochs"))
@@ -128,6 +134,12 @@ def train(config: DictConfig) -> dict[str, Any]:
         report_early_stop(trainer)
         metrics = metrics_as_floats(trainer.callback_metrics)
         checkpoints = checkpoint_paths(trainer)  # testing a checkpoint restores the callbacks' state from it
+        calibration = None
+        if temperature_scaling and checkpoints["best_checkpoint"]:
+            validation = DataLoader(datamodule.datasets["val"], batch_size=datamodule.batch_size)
+            calibration = calibrate_checkpoint(trainer, model, validation, checkpoints["best_checkpoint"])
+        elif temperature_scaling:
+            log.warning("temperature_scaling=true needs a best checkpoint to fold T into; none was saved.")
         if config.get("test"):
             if not checkpoints["best_checkpoint"]:
                 log.warning(
@@ -147,6 +159,7 @@ def train(config: DictConfig) -> dict[str, Any]:
                 "epochs": trainer.current_epoch,
                 # For the model card: how many images each split held.
                 "split_sizes": {split: len(dataset) for split, dataset in datamodule.datasets.items()},
+                **({"calibration": calibration} if calibration else {}),
             },
             title="Run finished",
             paths={

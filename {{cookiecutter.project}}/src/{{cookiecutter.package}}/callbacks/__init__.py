@@ -1,6 +1,7 @@
 """Lightning callbacks of this project, configured in configs/callbacks and configs/ema."""
 
 from .best_checkpoint import BestCheckpoint
+from .calibration import Calibration
 from .confusion import ConfusionMatrix, PerClassMetrics
 from .curves import LearningCurves
 from .divergence import StopOnNonFiniteLoss, TrainingDiverged
@@ -14,6 +15,7 @@ from .seeding import SeedEveryStep
 
 __all__ = [
     "BestCheckpoint",
+    "Calibration",
     "CheckpointOnSigterm",
     "ConfusionMatrix",
     "EMAWeightAveraging",

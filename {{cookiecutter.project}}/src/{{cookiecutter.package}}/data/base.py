@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import rich
 import torch
 from lightning.pytorch import LightningDataModule
@@ -15,6 +16,7 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from torch.utils.data import DataLoader
 
 from ..errors import ConfigurationError
+from .balance import balanced_class_weights
 from .datasets import LabelledImageDataset
 from .samplers import EvenlyShardedSampler, TrainingSampler
 from .summary import class_count_table, class_counts, imbalance_message
@@ -83,6 +85,14 @@ class ClassificationDataModule(LightningDataModule):
     def make_datasets(self, train_transform, eval_transform) -> dict[str, LabelledImageDataset]:
         """Return the "train", "val" and "test" datasets with the given transforms applied."""
         raise NotImplementedError
+
+    def training_labels(self) -> np.ndarray:
+        """The label of every training image, known before setup() (no image is loaded)."""
+        raise NotImplementedError
+
+    def balanced_class_weights(self) -> list[float]:
+        """model.class_weights=auto: weights from the training split's class counts (data/balance.py)."""
+        return balanced_class_weights(self.training_labels(), self.class_names)
 
     @property
     def preprocessing_overrides(self) -> dict[str, Any]:

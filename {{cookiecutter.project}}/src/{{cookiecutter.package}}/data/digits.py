@@ -87,6 +87,9 @@ class DigitsDataModule(ClassificationDataModule):
     def class_names(self) -> list[str]:
         return [str(digit) for digit in self.digits]
 
+    def training_labels(self) -> np.ndarray:
+        return self.labels[self.split_indices["train"]]
+
     def make_datasets(self, train_transform, eval_transform) -> dict[str, Dataset]:
         transforms = {"train": train_transform, "val": eval_transform, "test": eval_transform}
         return {

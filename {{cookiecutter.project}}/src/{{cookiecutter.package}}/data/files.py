@@ -196,6 +196,9 @@ class ImageFilesDataModule(ClassificationDataModule):
     def typical_image_side(self) -> float:
         return float(np.median(self.split_files["train"][2].min(axis=1)))
 
+    def training_labels(self) -> np.ndarray:
+        return self.split_files["train"][1]
+
     def make_datasets(self, train_transform, eval_transform) -> dict[str, ImageFileDataset]:
         transforms = {"train": train_transform, "val": eval_transform, "test": eval_transform}
         datasets = {

@@ -146,6 +146,10 @@ class TorchvisionDataModule(ClassificationDataModule):
     def class_names(self) -> list[str]:
         return self._class_names
 
+    def training_labels(self) -> np.ndarray:
+        source, indices = self.split_indices["train"]
+        return self.labels[source][indices]
+
     def typical_image_side(self) -> float:
         dataset = self.sources["train"]
         sample = np.linspace(0, len(dataset) - 1, num=min(len(dataset), 32), dtype=np.int64)

@@ -1,4 +1,4 @@
-"""ImageClassifier: a whole timm model fine-tuned with cross-entropy, with accuracy per stage."""
+"""ImageClassifier: a whole timm model fine-tuned with the loss of losses.py, with accuracy per stage."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from timm.data import Mixup
@@ -18,6 +17,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from ..errors import ConfigurationError, check_unknown_keys
 from ..finetune import FinetuneStrategy, backbone_modules, backbone_parameters, parameter_groups
 from ..optim import build_optimization
+from .losses import TrainingLoss, plain_cross_entropy
 from .network import create_network
 from .preprocessing import resolve_preprocessing
 
@@ -51,6 +51,9 @@ class ImageClassifier(LightningModule):
         drop_path_rate: float | None = None,
         label_smoothing: float = 0.0,
         mixup: Mapping[str, Any] | None = None,
+        loss: str = "cross_entropy",
+        gamma: float = 2.0,
+        class_weights: Sequence[float] | None = None,
         channels_last: bool = False,
         compile: bool = False,
         compile_mode: str | None = None,
@@ -64,8 +67,8 @@ class ImageClassifier(LightningModule):
         if len(class_names) < 2:
             raise ConfigurationError(f"A classifier needs at least 2 classes, the data has {class_names}.")
         # Plain data (save_hyperparameters reads these locals), so checkpoints load with weights_only.
-        preprocessing, mixup, optimizer, scheduler, finetune = map(
-            _plain, (preprocessing, mixup, optimizer, scheduler, finetune)
+        preprocessing, mixup, optimizer, scheduler, finetune, class_weights = map(
+            _plain, (preprocessing, mixup, optimizer, scheduler, finetune, class_weights)
         )
         self.finetune_strategy = FinetuneStrategy.from_settings(finetune)
         # The loggers get the whole run config instead (run.loggers.log_run_config).
@@ -80,6 +83,7 @@ class ImageClassifier(LightningModule):
             **({} if drop_path_rate is None else {"drop_path_rate": drop_path_rate}),
         )
         self.mixup = _build_mixup(mixup, label_smoothing, len(class_names))
+        self.criterion = TrainingLoss.for_classes(class_names, loss, gamma, class_weights, label_smoothing)
         # A linear probe never trains the backbone: without gradients it costs no backward pass either.
         if self.finetune_strategy.unfreeze_at_epoch is None:
             for parameter in backbone_parameters(self.model):
@@ -132,16 +136,14 @@ class ImageClassifier(LightningModule):
         self, batch: tuple[torch.Tensor, torch.Tensor], stage: str
     ) -> tuple[torch.Tensor, torch.Tensor]:
         images, targets = batch
+        loss_targets = targets
         if stage == "train" and self.mixup is not None:
             # Mixed images against mixed (and smoothed) soft targets; train accuracy is against
             # each image's own original label.
-            images, soft_targets = self.mixup(images, targets)
-            logits = self(images)
-            losses = torch.sum(-soft_targets * F.log_softmax(logits, dim=-1), dim=-1)  # soft-target CE
-        else:
-            logits = self(images)
-            smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
-            losses = F.cross_entropy(logits, targets, label_smoothing=smoothing, reduction="none")
+            images, loss_targets = self.mixup(images, targets)
+        logits = self(images)
+        # Validation and test: plain cross-entropy, so that runs with any training loss compare.
+        losses = (self.criterion if stage == "train" else plain_cross_entropy)(logits, loss_targets)
         # One value per image, so the epoch's loss is the mean over images, whatever the batch size
         # and however the images are split across processes.
         getattr(self, f"{stage}_loss").update(losses.detach())

@@ -100,8 +100,8 @@ def check_resumable(path: str | Path, model: ImageClassifier, max_epochs: int | 
 
 def load_classifier(path: str | Path) -> ImageClassifier:
     """Load a checkpoint of this project offline: plain-data hyperparameters, no pretrained download."""
-    read_checkpoint("ckpt_path", path)
-    return ImageClassifier.load_from_checkpoint(
+    checkpoint = read_checkpoint("ckpt_path", path)
+    model = ImageClassifier.load_from_checkpoint(
         Path(path).expanduser(),
         map_location="cpu",
         weights_only=True,
@@ -109,3 +109,6 @@ def load_classifier(path: str | Path) -> ImageClassifier:
         weights=None,
         compile=False,
     )
+    # Temperature scaling is in the weights already; what was fitted is kept for the reports.
+    model.calibration = checkpoint.get("calibration")
+    return model

@@ -11,7 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import ConfigurationError
-from .given_values import check_given_values
+from .given_values import BOOLEAN_SPELLINGS, as_boolean, check_given_values
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ SETTINGS: dict[str, Number] = {
     "model.mixup.mixup_alpha": Number("0.8", minimum=0),
     "model.mixup.cutmix_alpha": Number("1.0", minimum=0),
     "model.mixup.switch_prob": Number("0.5", **PROBABILITY),
+    "model.gamma": Number("2.0", minimum=0),
     "optimizer.lr": Number("1e-3", minimum=0),
     "optimizer.weight_decay": Number("0.05", minimum=0),
     "optimizer.momentum": Number("0.9", **PROBABILITY, open_top=True),
@@ -112,6 +113,18 @@ def check_single_run(config: DictConfig) -> None:
             f"hparams_search={search} is a search over many runs, which needs -m: "
             f"python {config.hydra.job.name}.py -m hparams_search={search} ..."
         )
+
+
+def check_switch(config: DictConfig, key: str) -> bool:
+    """The value of a true/false setting (false when the config lacks it), read as given_values reads
+    booleans (also in-process, where no Hydra app composed the defaults); anything else is refused."""
+    value = OmegaConf.select(config, key, default=False)
+    boolean = as_boolean(value)
+    if boolean is None:
+        raise ConfigurationError(
+            f"{key}={value!r} is not a boolean; use {BOOLEAN_SPELLINGS}, e.g. {key}=false."
+        )
+    return boolean
 
 
 def check_optimized_direction(direction: Any) -> None:
