@@ -49,8 +49,9 @@ def send_lightning_logs_to_hydra() -> None:
     warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the")
     # Said when a continued run's CSV logger starts; run.loggers.continue_csv_metrics keeps the file.
     warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
-    # Under DDP: these test metrics come from the confusion matrix and top-k accuracies that every
-    # process has synced already (callbacks/confusion.py), so they need no sync_dist.
+    # Under DDP: these test metrics come from the confusion matrix, top-k accuracies and calibration
+    # error that every process has synced already (callbacks/confusion.py, calibration.py), so they
+    # need no sync_dist.
     warnings.filterwarnings(
-        "ignore", message=r"It is recommended to use `self\.log\('test/(f1_macro|acc_top\d+)'"
+        "ignore", message=r"It is recommended to use `self\.log\('test/(f1_macro|acc_top\d+|ece\w*)'"
     )
