@@ -86,11 +86,10 @@ SETTINGS: dict[str, Number] = {
 }
 
 
-def check_settings(config: DictConfig) -> None:
-    """Refuse a value of the wrong type or out of range, naming the key, the value and an example."""
-    from hydra.core.hydra_config import HydraConfig
-
-    check_given_values(config, HydraConfig.get() if HydraConfig.initialized() else None)
+def check_given_settings(config: DictConfig, hydra: DictConfig | None = None) -> None:
+    """Refuse a value of the wrong type or out of range, naming the key, the value and an example:
+    the keys of SETTINGS by their own rule first (it knows a whole number from a real one), then every
+    other key by the rules of given_values."""
     for key, rule in SETTINGS.items():
         if OmegaConf.select(config, key, default="<absent>") == "<absent>":
             continue
@@ -98,6 +97,14 @@ def check_settings(config: DictConfig) -> None:
         problem = rule.problem(value)
         if problem:
             raise ConfigurationError(f"{key}={value!r} {problem}; set e.g. {key}={rule.example}.")
+    check_given_values(config, hydra)
+
+
+def check_settings(config: DictConfig) -> None:
+    """check_given_settings inside a task, and a warning for a rate of 0."""
+    from hydra.core.hydra_config import HydraConfig
+
+    check_given_settings(config, HydraConfig.get() if HydraConfig.initialized() else None)
     if OmegaConf.select(config, "optimizer.lr") == 0:
         log.warning(
             "optimizer.lr=0: no weight will change, so the model stays as it starts. "

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, open_dict, read_write
 
 from ..errors import ConfigurationError, user_error
 from .added_keys import check_added_keys
-from .checks import check_single_run
+from .checks import check_given_settings, check_single_run
 from .cluster import (
     agree_on_run_dir,
     is_requeued,
@@ -36,7 +36,6 @@ from .directory import (
     write_json_atomically,
 )
 from .distributed import entry_point, remember_entry_point
-from .given_values import check_given_values
 from .launchers import check_launcher, stopped_by_time_limit
 from .lock import RunDirectoryLock
 from .resume_search import check_unfinished_run, find_run_to_resume
@@ -104,7 +103,7 @@ class RunGuard(Callback):
             return
         try:
             check_added_keys(config)
-            check_given_values(config, config.hydra)
+            check_given_settings(config, config.hydra)
             check_single_run(config)
             if config.get("resume") not in (None, "auto"):
                 raise ConfigurationError(
