@@ -7,9 +7,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.tuner import Tuner
@@ -58,17 +59,22 @@ def find_learning_rate(
     trainer: Trainer, model: LightningModule, datamodule: LightningDataModule, settings: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Run Tuner.lr_find with `settings` (its arguments: min_lr, max_lr, num_training, mode,
-    early_stop_threshold); return its suggestion (None when the curve has too few finite points), the
-    rate of each parameter group at it, and the curve: the smoothed training loss at each rate."""
+    early_stop_threshold); return its suggestion (steepest_fall; None when the curve has too few finite
+    points), the rate of each parameter group at it, and the curve: the smoothed training loss at each
+    rate."""
     # The test's steps may span many epochs of a small training split: the run's max_epochs must not
     # end it early (the finder stops after num_training steps).
     trainer.fit_loop.max_epochs = max(trainer.max_epochs or 1, int(settings["num_training"]))
     with rates_in_group_ratios():
         finder = Tuner(trainer).lr_find(model, datamodule=datamodule, update_attr=False, **settings)
-    suggestion = finder.suggestion()
+    logarithmic = settings["mode"] == "exponential"
+    suggestion = steepest_fall(finder.results["lr"], finder.results["loss"], logarithmic)
     groups = trainer.optimizers[0].param_groups if trainer.optimizers else []
     return {
         "suggestion": suggestion,
+        # Lightning's own: the steepest fall per unit of rate, which on an exponential range favours
+        # the small rates where the loss has only begun to fall.
+        "lightning_suggestion": finder.suggestion(),
         "group_rates": {
             group.get("name", str(index)): suggestion * group.get("lr_scale", 1.0)
             for index, group in enumerate(groups)
@@ -83,6 +89,28 @@ def find_learning_rate(
     }
 
 
+def steepest_fall(
+    rates: Sequence[float],
+    losses: Sequence[float],
+    logarithmic: bool,
+    skip_begin: int = 10,
+    skip_end: int = 1,
+) -> float | None:
+    """The rate where the loss falls fastest, per decade of rate on an exponential range (as the range
+    test steps and the picture shows it), per unit of rate on a linear one; None with fewer than two
+    finite losses. The first `skip_begin` and last `skip_end` steps are left out, as Lightning does."""
+    kept = [
+        (rate, loss)
+        for rate, loss in zip(rates[skip_begin:-skip_end], losses[skip_begin:-skip_end], strict=True)
+        if math.isfinite(loss)
+    ]
+    if len(kept) < 2:
+        return None
+    positions = np.log10([rate for rate, _ in kept]) if logarithmic else np.array([rate for rate, _ in kept])
+    slopes = np.gradient(np.array([loss for _, loss in kept]), positions)
+    return float(kept[int(np.argmin(slopes))][0])
+
+
 def largest_batch_size(trainer: Trainer, datamodule: LightningDataModule) -> int:
     """The largest batch each process can take: its share of the training split (the data module
     refuses a larger one, which would train on nothing: incomplete batches are dropped)."""
@@ -94,11 +122,16 @@ def find_batch_size(
 ) -> dict[str, Any]:
     """Run Tuner.scale_batch_size with `settings` (its arguments: mode, init_val, max_trials,
     steps_per_trial, max_val, margin), max_val bounded by largest_batch_size; the data module keeps
-    the size found. Return it and the bound."""
+    the size found. Return it, the bound and the trials it was given."""
     settings = dict(settings)
     bound = largest_batch_size(trainer, datamodule)
     settings["max_val"] = min(settings.get("max_val") or bound, bound)
     settings["init_val"] = min(settings["init_val"], settings["max_val"])
+    if settings["mode"] == "power":
+        # Lightning's doubling passes max_val (it reports the first size above it, untried), so stop
+        # after the last doubling within it: the size reported is one that trained.
+        doublings = int(math.log2(settings["max_val"] / settings["init_val"]))
+        settings["max_trials"] = min(settings["max_trials"], doublings + 1)
     if isinstance(trainer.accelerator, CPUAccelerator):
         log.info(
             "On the CPU no batch is too large for memory (the operating system swaps or stops the "
@@ -110,7 +143,9 @@ def find_batch_size(
             settings["max_val"],
         )
     found = Tuner(trainer).scale_batch_size(model, datamodule=datamodule, **settings)
-    return {"batch_size": int(found), "max_val": settings["max_val"]}
+    found = min(found, settings["max_val"])  # whatever the mode, never above the bound
+    datamodule.batch_size = found
+    return {"batch_size": found, "max_val": settings["max_val"], "max_trials": settings["max_trials"]}
 
 
 def short_number(value: float) -> str:
