@@ -16,9 +16,9 @@ from .callbacks import SeedEveryStep
 from .errors import ConfigurationError
 from .finders import find_batch_size, find_learning_rate, learning_rate_figure, short_number
 from .pictures import figure_png
+from .run.assembly import build_datamodule_and_model
 from .run.checks import check_fresh_start, check_train_settings, check_tune_settings
 from .run.task import Run
-from .training import build_datamodule_and_model
 
 # tune.py's own settings, which train.py does not have.
 TUNE_KEYS = ("find_lr", "find_batch_size", "lr_find", "scale_batch_size")
