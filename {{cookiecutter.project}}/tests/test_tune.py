@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from {{ cookiecutter.package }}.errors import ConfigurationError
-from {{ cookiecutter.package }}.finders import steepest_fall
+from {{ cookiecutter.package }}.finders import short_number, steepest_fall
 from {{ cookiecutter.package }}.tuning import tune
 
 from conftest import FAST, read_results, run_script
@@ -32,6 +32,7 @@ def files_below(folder: Path) -> dict[Path, tuple[int, bytes]]:
     }
 
 
+@pytest.mark.slow
 def test_the_finder_draws_its_picture_and_prints_a_command_that_train_py_runs(tmp_path):
     tuned = run_script("tune.py", *FAST, *SHORT_TEST, "finetune=layer_decay", cwd=tmp_path)
     assert tuned.returncode == 0, tuned.stderr
@@ -82,6 +83,7 @@ def test_layer_decay_and_the_backbone_scale_keep_their_ratios_during_the_range_t
     rates = results["lr_find"]["group_rates"]
     assert {rate for name, rate in rates.items() if name.startswith("head")} == {suggestion}
     assert rates["backbone/layer_0"] == pytest.approx(suggestion * 0.75**5 * 0.5)
+    assert results["next_command"] == f"python train.py optimizer.lr={short_number(suggestion)}"
 
 
 def test_the_batch_size_finder_prints_data_batch_size_within_the_training_split(compose_config, capsys):
