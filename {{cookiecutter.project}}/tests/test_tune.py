@@ -32,7 +32,6 @@ def files_below(folder: Path) -> dict[Path, tuple[int, bytes]]:
     }
 
 
-@pytest.mark.slow
 def test_the_finder_draws_its_picture_and_prints_a_command_that_train_py_runs(tmp_path):
     tuned = run_script("tune.py", *FAST, *SHORT_TEST, "finetune=layer_decay", cwd=tmp_path)
     assert tuned.returncode == 0, tuned.stderr
