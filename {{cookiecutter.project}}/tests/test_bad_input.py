@@ -120,10 +120,23 @@ BAD_INPUTS = [
     ),
     ("train.py", ["optimizer.lr=1e20"], "Training diverged: the training loss became nan at epoch 0, step"),
     ("eval.py", ["ckpt_path={last}", "flip_tta=maybe"], "flip_tta='maybe' is not a boolean"),
+    ("tune.py", ["lr_find.min_lr=0.1", "lr_find.max_lr=0.01"], "lr_find.min_lr=0.1 >= lr_find.max_lr=0.01"),
+    ("tune.py", ["lr_find.min_lr=0"], "lr_find.min_lr=0 must be above 0 for an exponential range"),
+    ("tune.py", ["lr_find.num_training=0"], "lr_find.num_training=0 must be at least 13; set e.g."),
+    ("tune.py", ["lr_find.max_lr=abc"], "lr_find.max_lr='abc' is not a number; set e.g. lr_find.max_lr=1.0"),
+    ("tune.py", ["lr_find.early_stop_threshold=0.5"], "lr_find.early_stop_threshold=0.5 must be at least 1"),
+    ("tune.py", ["lr_find.mode=cosine"], "lr_find.mode='cosine': use exponential or linear"),
+    ("tune.py", ["find_batch_size=maybe"], "find_batch_size='maybe' is not a boolean"),
+    ("tune.py", ["find_lr=false"], "find_lr=false and find_batch_size=false: nothing to find"),
+    ("tune.py", ["scale_batch_size.max_trials=0"], "scale_batch_size.max_trials=0 must be at least 1"),
+    ("tune.py", ["scale_batch_size.mode=bisect"], "scale_batch_size.mode='bisect': use power or binsearch"),
+    ("tune.py", ["ckpt_path={last}"], "tune.py finds settings for a new training run and continues none"),
+    ("tune.py", ["resume=auto"], "resume=auto: tune.py finds settings for a new training run"),
+    ("tune.py", ["debug=fdr"], "trainer.fast_dev_run is set (debug=fdr): Lightning's finders skip"),
 ]
 
 
-TASKS = ("train", "eval", "predict", "export", "report", "serve")
+TASKS = ("train", "eval", "tune", "predict", "export", "report", "serve")
 
 
 def composed(task: str, overrides: list[str] = ()):
@@ -161,6 +174,7 @@ def test_every_task_has_boolean_and_number_keys_to_check():
     assert {"train", "eval", "predict", "export", "report", "serve"} <= {task for task, _ in BOOLEAN_KEYS}
     assert ("train", "test") in BOOLEAN_KEYS and ("predict", "flip_tta") in BOOLEAN_KEYS
     assert ("train", "optimizer.lr") in NUMBER_KEYS and ("serve", "port") in NUMBER_KEYS
+    assert ("tune", "find_batch_size") in BOOLEAN_KEYS and ("tune", "lr_find.max_lr") in NUMBER_KEYS
 
 
 @pytest.mark.parametrize(
@@ -309,7 +323,7 @@ def test_bad_input_is_one_line_with_exit_status_1_and_leaves_no_run_directory(
     env = wandb_online_case()[0] if "logger=wandb" in overrides else {}
     if "logger=wandb" in overrides:
         message = wandb_online_case()[1]
-    fast = FAST if script == "train.py" else []
+    fast = FAST if script in ("train.py", "tune.py") else []
     result = run_script(script, *fast, *fill(overrides, files), cwd=tmp_path, env=env)
     assert result.returncode == 1, result.stdout + result.stderr
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]

@@ -26,11 +26,13 @@ LAYERS = {
     "data": 3,
     "models": 3,
     "callbacks": 4,
+    "finders": 4,  # Lightning's finders with this project's parameter groups, and their picture
     "model_card": 4,  # written by the exporter from the loaded model and the run's files
     "run": 5,
     "search": 6,
     "training": 6,
     "evaluation": 6,
+    "tuning": 6,
     "prediction": 6,
     "exporting": 6,
     "reporting": 6,

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import FAST, PROJECT_ROOT, read_results
 
-SCRIPTS = ("train.py", "eval.py", "predict.py", "export.py", "report.py", "serve.py")
+SCRIPTS = ("train.py", "eval.py", "tune.py", "predict.py", "export.py", "report.py", "serve.py")
 
 # Python 3.14's check, read in its argparse.py: add_argument calls _check_help(action), which
 # expands the help like --help would (a help without "%" stays as it is) and turns a failure into

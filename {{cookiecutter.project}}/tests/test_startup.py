@@ -18,7 +18,7 @@ from {{ cookiecutter.package }}.run.hydra_backports import apply_hydra_backports
 
 from conftest import CONFIG_DIR, PROJECT_ROOT, run_script
 
-SCRIPTS = ("train.py", "eval.py", "predict.py", "export.py", "report.py", "serve.py")
+SCRIPTS = ("train.py", "eval.py", "tune.py", "predict.py", "export.py", "report.py", "serve.py")
 # Loaded only by the runs that use them: torch and the rest of the stack by any run, matplotlib by
 # torchmetrics and the pictures, Optuna by a search, ONNX by an ONNX export, LitServe by serve.py.
 HEAVY_MODULES = ("torch", "lightning", "timm", "torchvision", "torchmetrics", "matplotlib", "rich")

@@ -9,14 +9,14 @@ import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import EarlyStopping, ModelSummary
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
 from .callbacks import CheckpointOnSigterm, SeedEveryStep, StopOnNonFiniteLoss
 from .data import ClassificationDataModule
-from .errors import RunInterrupted, instantiate_checked
+from .errors import RunInterrupted
 from .models import ImageClassifier
-from .models.network import check_backbone_name
+from .run.assembly import build_datamodule_and_model
 from .run.calibration import calibrate_checkpoint
 from .run.checkpoints import check_resumable
 from .run.checks import check_switch, check_train_settings, check_trainer_settings
@@ -26,32 +26,6 @@ from .run.sweep_job import finished_sweep_job
 from .run.task import Run, instantiate_callbacks
 
 log = logging.getLogger(__name__)
-
-
-def build_datamodule_and_model(config: DictConfig) -> tuple[ClassificationDataModule, ImageClassifier]:
-    """Instantiate the data module, the model for its classes, and the preprocessing both use.
-
-    One direction, timm's: the built model decides its preprocessing (its pretrained config, with the
-    data.* overrides and, from scratch, the images' typical size); the data follows. The model keeps
-    it for its checkpoints, so eval and export need no training config.
-    """
-    check_backbone_name(config.model.backbone)  # before anything slow, and before timm's own errors
-    datamodule: ClassificationDataModule = instantiate_checked(config.data, seed=config.seed)
-    # Computed once from the training split and saved with the model: eval and a resume use these numbers.
-    auto_weights = config.model.get("class_weights") == "auto"
-    model: ImageClassifier = instantiate_checked(
-        config.model,
-        **({"class_weights": datamodule.balanced_class_weights()} if auto_weights else {}),
-        class_names=datamodule.class_names,
-        optimizer=OmegaConf.to_container(config.optimizer, resolve=True),
-        scheduler=OmegaConf.to_container(config.scheduler, resolve=True),
-        finetune=OmegaConf.to_container(config.finetune, resolve=True) if "finetune" in config else None,
-        _convert_="all",
-    )
-    datamodule.use_preprocessing(
-        model.resolve_preprocessing(datamodule.preprocessing_overrides, datamodule.typical_image_side)
-    )
-    return datamodule, model
 
 
 def checkpoint_paths(trainer: Trainer) -> dict[str, Any]:

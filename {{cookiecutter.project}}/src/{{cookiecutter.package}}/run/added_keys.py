@@ -20,12 +20,19 @@ def top_level_keys(config: DictConfig) -> set[str]:
     if not sources:
         return set()
     directory = Path(str(sources[0].path).removeprefix("file://"))
-    primary = OmegaConf.load(directory / f"{config.hydra.job.config_name}.yaml")
-    keys = {str(key) for key in primary if key != "defaults"} | {"hydra"}
+    return config_file_keys(directory, str(config.hydra.job.config_name)) | {"hydra"}
+
+
+def config_file_keys(directory: Path, name: str) -> set[str]:
+    """The keys and groups of configs/<name>.yaml and of the configs it starts from (tune.yaml: train)."""
+    primary = OmegaConf.load(directory / f"{name}.yaml")
+    keys = {str(key) for key in primary if key != "defaults"}
     for entry in primary.get("defaults", []):
         if isinstance(entry, DictConfig):
             for group in entry:
                 keys.add(str(group).removeprefix("override ").split("/")[0])
+        elif entry != "_self_":
+            keys |= config_file_keys(directory, str(entry))
     return keys
 
 

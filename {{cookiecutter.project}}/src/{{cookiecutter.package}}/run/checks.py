@@ -79,6 +79,17 @@ SETTINGS: dict[str, Number] = {
     "scheduler.min_lr": Number("1e-5", minimum=0),
     "finetune.unfreeze_at_epoch": Number("2", whole=True, minimum=0, nullable=True),
     "finetune.backbone_lr_scale": Number("0.1", minimum=0),
+    # tune.py. Lightning's suggestion skips the first 10 and the last rate of the range test and needs
+    # two more, so fewer than 13 steps can never suggest a rate.
+    "lr_find.min_lr": Number("1e-8", minimum=0),
+    "lr_find.max_lr": Number("1.0", minimum=0),
+    "lr_find.num_training": Number("100", whole=True, minimum=13),
+    "lr_find.early_stop_threshold": Number("4.0", minimum=1, nullable=True),
+    "scale_batch_size.init_val": Number("16", **WHOLE_AT_LEAST_1),
+    "scale_batch_size.max_trials": Number("7", **WHOLE_AT_LEAST_1),
+    "scale_batch_size.steps_per_trial": Number("3", **WHOLE_AT_LEAST_1),
+    "scale_batch_size.max_val": Number("1024", **WHOLE_AT_LEAST_1, nullable=True),
+    "scale_batch_size.margin": Number("0.05", **PROBABILITY, open_top=True),
     # predict.py
     "top_k": Number("5", **WHOLE_AT_LEAST_1),
     "batch_size": Number("64", **WHOLE_AT_LEAST_1),
@@ -120,6 +131,53 @@ def check_single_run(config: DictConfig) -> None:
             f"hparams_search={search} is a search over many runs, which needs -m: "
             f"python {config.hydra.job.name}.py -m hparams_search={search} ..."
         )
+
+
+# Tasks that measure the configured model as a new training run would start it: they continue no run.
+FRESH_START_TASKS = ("tune",)
+
+
+def check_fresh_start(config: DictConfig, task: str) -> None:
+    """Refuse resume and ckpt_path in a task of FRESH_START_TASKS (they share train.yaml's keys), before
+    anything is written: they would point its run at another run's directory or weights."""
+    if task not in FRESH_START_TASKS:
+        return
+    for key in ("resume", "ckpt_path"):
+        value = config.get(key)
+        if value is not None:
+            raise ConfigurationError(
+                f"{key}={value}: {task}.py finds settings for a new training run and continues none; "
+                f"drop {key} (to start from trained weights, give model.weights=<file>)."
+            )
+
+
+def check_tune_settings(config: DictConfig) -> tuple[bool, bool]:
+    """Whether tune.py finds the rate and the batch size; refuse settings of the finders Lightning
+    would reject late or that could find nothing."""
+    find_lr, find_batch_size = check_switch(config, "find_lr"), check_switch(config, "find_batch_size")
+    if not (find_lr or find_batch_size):
+        raise ConfigurationError(
+            "find_lr=false and find_batch_size=false: nothing to find; set find_lr=true or "
+            "find_batch_size=true."
+        )
+    settings = config.lr_find
+    if settings.mode not in ("exponential", "linear"):
+        raise ConfigurationError(f"lr_find.mode={settings.mode!r}: use exponential or linear.")
+    if settings.mode == "exponential" and settings.min_lr <= 0:
+        raise ConfigurationError(
+            f"lr_find.min_lr={settings.min_lr} must be above 0 for an exponential range; set e.g. "
+            "lr_find.min_lr=1e-8."
+        )
+    if settings.min_lr >= settings.max_lr:
+        raise ConfigurationError(
+            f"lr_find.min_lr={settings.min_lr} >= lr_find.max_lr={settings.max_lr}: the range test goes "
+            "from min_lr up to max_lr; set e.g. lr_find.min_lr=1e-8 lr_find.max_lr=1.0."
+        )
+    if config.scale_batch_size.mode not in ("power", "binsearch"):
+        raise ConfigurationError(
+            f"scale_batch_size.mode={config.scale_batch_size.mode!r}: use power or binsearch."
+        )
+    return find_lr, find_batch_size
 
 
 def check_switch(config: DictConfig, key: str) -> bool:

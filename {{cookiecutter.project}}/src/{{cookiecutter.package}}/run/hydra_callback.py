@@ -16,7 +16,7 @@ from omegaconf import DictConfig, open_dict, read_write
 
 from ..errors import ConfigurationError, user_error
 from .added_keys import check_added_keys
-from .checks import check_given_settings, check_single_run
+from .checks import check_fresh_start, check_given_settings, check_single_run
 from .cluster import (
     agree_on_run_dir,
     is_requeued,
@@ -105,6 +105,7 @@ class RunGuard(Callback):
             check_added_keys(config)
             check_given_settings(config, config.hydra)
             check_single_run(config)
+            check_fresh_start(config, str(config.hydra.job.name))
             if config.get("resume") not in (None, "auto"):
                 raise ConfigurationError(
                     f"resume={config.resume!r}: use resume=auto, or ckpt_path=<checkpoint>."

@@ -139,9 +139,10 @@ class Run:
     def is_global_zero(self) -> bool:
         return self.trainer is None or self.trainer.is_global_zero
 
-    def build_trainer(self, callbacks: list[Callback]) -> Trainer:
-        """Instantiate the `logger` group, then the trainer with these callbacks and those loggers."""
-        self.loggers = instantiate_loggers(self.config.get("logger"))
+    def build_trainer(self, callbacks: list[Callback], with_loggers: bool = True) -> Trainer:
+        """Instantiate the `logger` group (unless not `with_loggers`), then the trainer with these callbacks
+        and those loggers."""
+        self.loggers = instantiate_loggers(self.config.get("logger")) if with_loggers else []
         self.trainer = build_trainer(self.config, [*callbacks, AnnounceProcess(self.config)], self.loggers)
         if self.trainer.is_global_zero:
             log_run_config(self.trainer.loggers, self.config)
