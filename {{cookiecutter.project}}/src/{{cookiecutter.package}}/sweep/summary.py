@@ -130,13 +130,12 @@ def print_summary(summary: SweepSummary, groups: Sequence[FoldGroup] = ()) -> No
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     if groups:
         headers, rows = folds_table(summary, groups)
-        folds = Table(
-            box=box.SIMPLE_HEAD, pad_edge=False, title=Text(folds_title(groups)), title_justify="left"
-        )
+        folds = Table(box=box.SIMPLE_HEAD, pad_edge=False)
         for header in headers:
             folds.add_column(header, justify="right" if header in NUMBER_COLUMNS else "left", no_wrap=True)
         for row in rows:
             folds.add_row(*map(Text, row))
+        console.print(folds_title(groups) + ":", markup=False, highlight=False, soft_wrap=True)
         console.print(folds)
     names = ", ".join(sorted(path.name for path in summary.written.values()))
     console.print(f"Summary: {names} in {summary.sweep_dir}", markup=False, highlight=False, soft_wrap=True)
