@@ -186,13 +186,11 @@ def test_every_ddp_process_trains_and_validates_on_the_same_fold(tmp_path):
         env={"PYTHONPATH": os.pathsep.join(filter(None, [tests_dir, os.environ.get("PYTHONPATH")]))},
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    records = [json.loads((tmp_path / "run" / f"rank_{rank}.json").read_text()) for rank in (0, 1)]
+    assert [record["world_size"] for record in records] == [2, 2]
+    assert records[0]["split_indices"] == records[1]["split_indices"]
     expected = DigitsDataModule(folds=3, fold=1).split_indices
-    for rank in (0, 1):
-        record = json.loads((tmp_path / "run" / f"rank_{rank}.json").read_text())
-        assert record["world_size"] == 2
-        assert {split: record["split_indices"][split] for split in expected} == {
-            split: indices.tolist() for split, indices in expected.items()
-        }
+    assert records[0]["split_indices"] == {split: indices.tolist() for split, indices in expected.items()}
 
 
 def write_job(sweep: Path, number: int, overrides: list[str], metrics: dict | None, value=None) -> None:
