@@ -213,7 +213,7 @@ def test_summary_gives_each_metrics_mean_and_std_across_the_folds_of_each_group(
         for optimizer, values in accuracies.items():
             overrides = ["data.folds=3", f"data.fold={fold}", f"optimizer={optimizer}"]
             value = values[fold]
-            metrics = None if value is None else {"val/acc": value, "test/acc": value / 2}
+            metrics = None if value is None else {"val/acc": value, "test/acc": value / 2, "lr/head": 1e-5}
             write_job(sweep, number, overrides, metrics, None if value is None else value + 0.01)
             number += 1
     summary = summarize_sweep(sweep)

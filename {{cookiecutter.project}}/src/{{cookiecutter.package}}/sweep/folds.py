@@ -12,6 +12,8 @@ from .jobs import OK, Job, SweepSummary
 from .table import format_number, markdown_row, short_value
 
 FOLD_KEY = "data.fold"
+# The model's metrics: a learning rate (lr/...) is the same in every fold.
+STAGES = ("train/", "val/", "test/")
 FOLDS_CSV_FILE = "summary_folds.csv"
 NUMBER_COLUMNS = ("mean", "std", "folds")
 
@@ -69,10 +71,13 @@ def fold_groups(summary: SweepSummary) -> list[FoldGroup]:
 
 
 def fold_statistics(jobs: list[Job], optimized_metric: str | None) -> list[FoldStatistic]:
-    """The optimized value (the best checkpoint's score) first, then every metric of results.json in the
-    order the first finished job lists them; a metric no finished job reports is left out."""
+    """The optimized value (the best checkpoint's score) first, then every train/, val/ and test/ metric
+    of results.json in the order the first finished job lists them; one no finished job reports is left
+    out."""
     finished = [job for job in jobs if job.status == OK]
-    names = dict.fromkeys(name for job in finished for name in job.results.get("metrics") or {})
+    names = dict.fromkeys(
+        name for job in finished for name in job.results.get("metrics") or {} if name.startswith(STAGES)
+    )
     found = []
     if optimized_metric is not None:
         values = [job.value for job in finished if job.optimized.get("metric") == optimized_metric]
