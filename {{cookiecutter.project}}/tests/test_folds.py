@@ -168,6 +168,17 @@ def test_folds_that_do_not_fit_are_refused_in_process_before_training(compose_co
         train(compose_config([*FAST, *overrides]))
 
 
+@pytest.mark.parametrize(("folds", "fold"), [(None, 2), (5, 5)])
+def test_a_data_module_built_in_python_refuses_a_fold_that_is_not_one(tmp_path, folds, fold):
+    write_image_folder(tmp_path / "images", {"ant": 6, "bee": 6})
+    for build in (
+        lambda: DigitsDataModule(folds=folds, fold=fold),
+        lambda: ImageFolderDataModule(root=tmp_path / "images", folds=folds, fold=fold),
+    ):
+        with pytest.raises(ConfigurationError, match=re.escape(f"data.fold={fold} is")):
+            build()
+
+
 @pytest.mark.slow
 def test_every_ddp_process_trains_and_validates_on_the_same_fold(tmp_path):
     tests_dir = str(PROJECT_ROOT / "tests")

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from ..errors import ConfigurationError
 from .base import ClassificationDataModule
 from .datasets import LabelledImageDataset
-from .splits import cross_validation_split, log_fold, stratified_split
+from .splits import check_fold, cross_validation_split, log_fold, stratified_split
 
 DIGITS_FILE = Path(__file__).with_name("digits.npz")
 GREY_LEVELS = 16
@@ -83,6 +83,7 @@ class DigitsDataModule(ClassificationDataModule):
             relabel[self.digits] = np.arange(len(self.digits))
             self.images, self.labels = self.images[keep], relabel[self.labels[keep]]
         self.split_indices = stratified_split(self.labels, val_fraction, test_fraction, split_seed)
+        check_fold(folds, fold)
         if folds is not None:
             pool = np.sort(np.concatenate([self.split_indices["train"], self.split_indices["val"]]))
             parts = cross_validation_split(self.labels[pool], folds, fold, split_seed, self.class_names)

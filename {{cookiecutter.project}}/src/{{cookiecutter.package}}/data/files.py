@@ -20,7 +20,14 @@ from .bad_files import BadFiles
 from .base import ClassificationDataModule
 from .datasets import LabelledImageDataset, split_key
 from .images import READ_ERRORS, load_rgb, read_image_size
-from .splits import check_fraction, cross_validation_split, log_fold, split_by_class, stratified_split
+from .splits import (
+    check_fold,
+    check_fraction,
+    cross_validation_split,
+    log_fold,
+    split_by_class,
+    stratified_split,
+)
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -123,6 +130,7 @@ class ImageFilesDataModule(ClassificationDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(image_size=image_size, **kwargs)
+        check_fold(folds, fold)  # before reading any file
         self.bad_files = BadFiles(bad_files, bad_files_list)
         self.cache = cache_images
         sources = {name: self.readable(files) for name, files in self.find_images().items()}

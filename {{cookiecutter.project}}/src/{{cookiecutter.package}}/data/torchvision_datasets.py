@@ -21,7 +21,7 @@ from ..errors import ConfigurationError
 from .base import ClassificationDataModule
 from .datasets import LabelledImageDataset
 from .images import to_rgb
-from .splits import check_fraction, cross_validation_split, log_fold, split_by_class
+from .splits import check_fold, check_fraction, cross_validation_split, log_fold, split_by_class
 
 # The constructor arguments that select each split of the datasets we support.
 SPLIT_ARGUMENTS: dict[str, dict[str, dict[str, Any]]] = {
@@ -97,6 +97,7 @@ class TorchvisionDataModule(ClassificationDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(image_size=image_size, **kwargs)
+        check_fold(folds, fold)
         if name not in SPLIT_ARGUMENTS:
             close = difflib.get_close_matches(name, SPLIT_ARGUMENTS, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
