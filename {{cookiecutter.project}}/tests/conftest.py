@@ -118,6 +118,23 @@ def write_images(
     return paths
 
 
+def write_csv(path: Path, rows, header=("path", "label")) -> Path:
+    """Write a CSV file of `rows` under `header`; return its path."""
+    path.write_text("\n".join(",".join(map(str, row)) for row in [header, *rows]) + "\n")
+    return path
+
+
+def write_idx(path: Path, array) -> None:
+    """Write `array` (uint8) in the IDX format of the MNIST files."""
+    import struct
+
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + np.asarray(array).astype(np.uint8).tobytes())
+
+
 def write_image_folder(root: Path, counts: dict[str, int], **kwargs) -> Path:
     """Write root/<class>/<images> with counts[class] images each; return root."""
     for class_name, count in counts.items():

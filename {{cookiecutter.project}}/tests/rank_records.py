@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 
@@ -22,6 +23,12 @@ class RecordRankSettings(Callback):
             "optimizer": dict(pl_module.hparams["optimizer"]),
             "drop_path_rate": pl_module.hparams["drop_path_rate"],
             "batch_size": trainer.datamodule.batch_size,
+            # The images of each split, where the data module keeps their indices (the digits).
+            "split_indices": {
+                split: indices.tolist()
+                for split, indices in getattr(trainer.datamodule, "split_indices", {}).items()
+                if isinstance(indices, np.ndarray)
+            },
         }
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / f"rank_{trainer.global_rank}.json").write_text(json.dumps(record))

@@ -133,6 +133,25 @@ BAD_INPUTS = [
     ("tune.py", ["ckpt_path={last}"], "tune.py finds settings for a new training run and continues none"),
     ("tune.py", ["resume=auto"], "resume=auto: tune.py finds settings for a new training run"),
     ("tune.py", ["debug=fdr"], "trainer.fast_dev_run is set (debug=fdr): Lightning's finders skip"),
+    ("train.py", ["data.folds=abc"], "data.folds='abc' is not a whole number; set e.g. data.folds=5"),
+    ("train.py", ["data.folds=5", "data.fold=abc"], "data.fold='abc' is not a whole number; set e.g. data.fold=0"),
+    ("train.py", ["data.folds=1"], "data.folds=1 must be at least 2; set e.g. data.folds=5"),
+    ("train.py", ["data.folds=5", "data.fold=-1"], "data.fold=-1 must be at least 0; set e.g. data.fold=0"),
+    (
+        "train.py",
+        ["data.folds=5", "data.fold=5"],
+        "data.fold=5 is not a fold of data.folds=5: they are numbered 0 to 4; set e.g. data.fold=0",
+    ),
+    (
+        "train.py",
+        ["data.fold=0"],  # the default value, but given: a sweep over data.fold without data.folds
+        "data.fold=0 is set but data.folds is null (no cross-validation); set e.g. data.folds=5",
+    ),
+    (
+        "train.py",
+        ["data.folds=200"],
+        "image(s) outside the test split, too few for 200 stratified folds (each fold needs an image",
+    ),
 ]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import struct
 
 import numpy as np
 import pytest
@@ -12,12 +11,7 @@ import torch
 from {{ cookiecutter.package }}.data import CsvDataModule, TorchvisionDataModule
 from {{ cookiecutter.package }}.errors import ConfigurationError
 
-from conftest import use_backbone_preprocessing, write_images
-
-
-def write_csv(path, rows, header=("path", "label")):
-    path.write_text("\n".join(",".join(map(str, row)) for row in [header, *rows]) + "\n")
-    return path
+from conftest import use_backbone_preprocessing, write_csv, write_idx, write_images
 
 
 def test_one_csv_is_split_with_paths_relative_to_its_folder_and_labels_as_class_names(tmp_path):
@@ -77,13 +71,6 @@ def test_csv_mistakes_fail_with_a_message_naming_them(tmp_path):
             csv_path=write_csv(tmp_path / "gone.csv", [("gone.png", 0), ("image_000.png", 1)]),
             bad_files="error",
         )
-
-
-def write_idx(path, array: np.ndarray) -> None:
-    """Write `array` (uint8) in the IDX format of the MNIST files."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
 @pytest.mark.parametrize("name", ["MNIST", "FashionMNIST"])

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from ..errors import ConfigurationError
 from .base import ClassificationDataModule
 from .datasets import LabelledImageDataset
-from .splits import stratified_split
+from .splits import check_fold, cross_validation_split, log_fold, stratified_split
 
 DIGITS_FILE = Path(__file__).with_name("digits.npz")
 GREY_LEVELS = 16
@@ -48,8 +48,10 @@ class ArrayImageDataset(LabelledImageDataset):
 class DigitsDataModule(ClassificationDataModule):
     """Train/val/test splits of the bundled digits, stratified by class and fixed by `split_seed`.
 
-    `classes` keeps only some digits (e.g. [0, 1, 2, 3, 4]), numbered in the order given. Other
-    arguments (batch size, loader and transform settings) are those of ClassificationDataModule.
+    `classes` keeps only some digits (e.g. [0, 1, 2, 3, 4]), numbered in the order given. With
+    `folds`, the test split stays as it is and the other images are cut into that many stratified
+    folds: fold `fold` is the val split, the others the train split. Other arguments (batch size,
+    loader and transform settings) are those of ClassificationDataModule.
     """
 
     def __init__(
@@ -58,6 +60,8 @@ class DigitsDataModule(ClassificationDataModule):
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,
         split_seed: int = 0,
+        folds: int | None = None,
+        fold: int = 0,
         image_size: int | None = 32,
         crop_pct: float | None = 1.0,
         **kwargs: Any,
@@ -79,6 +83,12 @@ class DigitsDataModule(ClassificationDataModule):
             relabel[self.digits] = np.arange(len(self.digits))
             self.images, self.labels = self.images[keep], relabel[self.labels[keep]]
         self.split_indices = stratified_split(self.labels, val_fraction, test_fraction, split_seed)
+        check_fold(folds, fold)
+        if folds is not None:
+            pool = np.sort(np.concatenate([self.split_indices["train"], self.split_indices["val"]]))
+            parts = cross_validation_split(self.labels[pool], folds, fold, split_seed, self.class_names)
+            self.split_indices.update({split: pool[indices] for split, indices in parts.items()})
+            log_fold(folds, fold, {split: len(indices) for split, indices in self.split_indices.items()})
 
     def typical_image_side(self) -> float:
         return 8.0  # every digit is 8x8

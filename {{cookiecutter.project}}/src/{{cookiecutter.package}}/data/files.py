@@ -20,7 +20,14 @@ from .bad_files import BadFiles
 from .base import ClassificationDataModule
 from .datasets import LabelledImageDataset, split_key
 from .images import READ_ERRORS, load_rgb, read_image_size
-from .splits import check_fraction, split_by_class, stratified_split
+from .splits import (
+    check_fold,
+    check_fraction,
+    cross_validation_split,
+    log_fold,
+    split_by_class,
+    stratified_split,
+)
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -102,6 +109,8 @@ class ImageFilesDataModule(ClassificationDataModule):
     `find_images` returns labelled files either under "all", to be split by `val_fraction` and
     `test_fraction` (stratified, fixed by `split_seed`), or under "train" and optionally "val" and
     "test". A missing "val" is held out of train by `val_fraction`; a missing "test" is the val split.
+    With `folds`, the test split stays as it is and the train and val images (train alone when the val
+    split is also the test split) are cut into that many stratified folds: fold `fold` is the val split.
     Class names are the labels of the training files, sorted. Every file's header is read at start
     (about 20 µs a file); files that fail then, or later when decoded, follow `bad_files`.
     Other arguments are those of ClassificationDataModule.
@@ -112,6 +121,8 @@ class ImageFilesDataModule(ClassificationDataModule):
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,
         split_seed: int = 0,
+        folds: int | None = None,
+        fold: int = 0,
         bad_files: str = "skip",
         bad_files_list: str | Path | None = None,
         cache_images: bool = False,
@@ -119,6 +130,7 @@ class ImageFilesDataModule(ClassificationDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(image_size=image_size, **kwargs)
+        check_fold(folds, fold)  # before reading any file
         self.bad_files = BadFiles(bad_files, bad_files_list)
         self.cache = cache_images
         sources = {name: self.readable(files) for name, files in self.find_images().items()}
@@ -148,6 +160,25 @@ class ImageFilesDataModule(ClassificationDataModule):
                 labels[source][indices],
                 sizes[source][indices],
             )
+        if folds is not None:
+            self.use_fold(folds, fold, split_seed)
+        elif self.test_is_val:
+            log.warning(
+                "No test split was given: the val split is used as the test split too, so test metrics "
+                "are not independent of the checkpoint they chose."
+            )
+
+    def use_fold(self, folds: int, fold: int, seed: int) -> None:
+        """Make fold `fold` of the images outside the test split the val split, the other folds train.
+        Without a test split of its own, the val split held out of train stays as the test split."""
+        pooled = ["train"] if self.test_is_val else ["train", "val"]
+        paths = [path for split in pooled for path in self.split_files[split][0]]
+        labels = np.concatenate([self.split_files[split][1] for split in pooled])
+        sizes = np.concatenate([self.split_files[split][2] for split in pooled])
+        for split, indices in cross_validation_split(labels, folds, fold, seed, self._class_names).items():
+            self.split_files[split] = ([paths[i] for i in indices], labels[indices], sizes[indices])
+        self.test_is_val = False
+        log_fold(folds, fold, {split: len(files[1]) for split, files in self.split_files.items()})
 
     def find_images(self) -> dict[str, LabelledFiles]:
         """Return the labelled image files under "all", or under "train" (and "val", "test")."""
@@ -182,10 +213,6 @@ class ImageFilesDataModule(ClassificationDataModule):
             splits["train"] = ("train", held_out["train"])
             splits["val"] = ("train", held_out["val"])
         if "test" not in labels:
-            log.warning(
-                "No test split was given: the val split is used as the test split too, so test metrics "
-                "are not independent of the checkpoint they chose."
-            )
             splits["test"] = splits["val"]
         return splits
 

@@ -2,6 +2,8 @@
 
 Nothing is downloaded unless `download=True`. Validation images are held out of the training set by
 `val_fraction` (stratified, fixed by `split_seed`) unless the dataset has a validation split of its own.
+With `folds`, the training set (and the validation split, when the dataset has one) is cut into that many
+stratified folds, fold `fold` for validation; the test split is the dataset's own, as without folds.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ from typing import Any
 import numpy as np
 import torchvision.datasets
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
 from ..errors import ConfigurationError
 from .base import ClassificationDataModule
 from .datasets import LabelledImageDataset
 from .images import to_rgb
-from .splits import check_fraction, split_by_class
+from .splits import check_fold, check_fraction, cross_validation_split, log_fold, split_by_class
 
 # The constructor arguments that select each split of the datasets we support.
 SPLIT_ARGUMENTS: dict[str, dict[str, dict[str, Any]]] = {
@@ -89,10 +91,13 @@ class TorchvisionDataModule(ClassificationDataModule):
         download: bool = False,
         val_fraction: float = 0.1,
         split_seed: int = 0,
+        folds: int | None = None,
+        fold: int = 0,
         image_size: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(image_size=image_size, **kwargs)
+        check_fold(folds, fold)
         if name not in SPLIT_ARGUMENTS:
             close = difflib.get_close_matches(name, SPLIT_ARGUMENTS, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -111,7 +116,15 @@ class TorchvisionDataModule(ClassificationDataModule):
         self.split_indices: dict[str, tuple[str, np.ndarray]] = {
             split: (split, np.arange(len(split_labels))) for split, split_labels in labels.items()
         }
-        if "val" not in splits:
+        if folds is not None:
+            if "val" in splits:  # the folds are cut from train and val together, held as one dataset
+                splits["train"] = ConcatDataset([splits.pop("train"), splits.pop("val")])
+                labels["train"] = np.concatenate([labels.pop("train"), labels.pop("val")])
+            parts = cross_validation_split(labels["train"], folds, fold, split_seed, self._class_names)
+            self.split_indices = {split: ("train", indices) for split, indices in parts.items()}
+            self.split_indices["test"] = ("test", np.arange(len(labels["test"])))
+            log_fold(folds, fold, {split: len(indices) for split, (_, indices) in self.split_indices.items()})
+        elif "val" not in splits:
             check_fraction("val_fraction", val_fraction)
             parts = split_by_class(labels["train"], {"val": val_fraction}, split_seed, self._class_names)
             self.split_indices.update({split: ("train", indices) for split, indices in parts.items()})

@@ -11,7 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import ConfigurationError
-from .given_values import BOOLEAN_SPELLINGS, as_boolean, check_given_values
+from .given_values import BOOLEAN_SPELLINGS, as_boolean, check_given_values, given_keys
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,8 @@ SETTINGS: dict[str, Number] = {
     "data.image_size": Number("224", **WHOLE_AT_LEAST_1, nullable=True),
     "data.random_erasing": Number("0.25", **PROBABILITY),
     "data.split_seed": Number("0", whole=True, minimum=0),
+    "data.folds": Number("5", whole=True, minimum=2, nullable=True),
+    "data.fold": Number("0", whole=True, minimum=0),
     "model.drop_rate": Number("0.1", **PROBABILITY, open_top=True),
     "model.drop_path_rate": Number("0.1", **PROBABILITY, open_top=True, nullable=True),
     "model.label_smoothing": Number("0.1", **PROBABILITY, open_top=True),
@@ -112,15 +114,26 @@ def check_given_settings(config: DictConfig, hydra: DictConfig | None = None) ->
 
 
 def check_settings(config: DictConfig) -> None:
-    """check_given_settings inside a task, and a warning for a rate of 0."""
+    """check_given_settings and the folds inside a task, and a warning for a rate of 0."""
     from hydra.core.hydra_config import HydraConfig
 
     check_given_settings(config, HydraConfig.get() if HydraConfig.initialized() else None)
+    check_folds(config)
     if OmegaConf.select(config, "optimizer.lr") == 0:
         log.warning(
             "optimizer.lr=0: no weight will change, so the model stays as it starts. "
             "Set e.g. optimizer.lr=1e-3."
         )
+
+
+def check_folds(config: DictConfig) -> None:
+    """data.fold must be one of data.folds, and given only with it (a sweep over data.fold without
+    data.folds would train every job on the same split)."""
+    if OmegaConf.select(config, "data.folds", default="<absent>") == "<absent>":
+        return
+    from ..data.splits import check_fold
+
+    check_fold(config.data.folds, config.data.get("fold", 0), given="data.fold" in given_keys())
 
 
 def check_single_run(config: DictConfig) -> None:

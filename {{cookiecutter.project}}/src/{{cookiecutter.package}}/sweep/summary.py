@@ -1,14 +1,26 @@
 """Summarize a sweep: collect its jobs, write summary.csv, summary.md and a plot into its directory,
-and print the table. Imports nothing heavy (no torch; matplotlib only when drawing, rich when printing)."""
+and print the table; a sweep over data.fold also gets each metric's mean and spread across the folds.
+Imports nothing heavy (no torch; matplotlib only when drawing, rich when printing)."""
 
 from __future__ import annotations
 
 import logging
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..atomic import write_atomically
 from ..pictures import figure_png
+from .folds import (
+    FOLDS_CSV_FILE,
+    NUMBER_COLUMNS,
+    FoldGroup,
+    fold_groups,
+    folds_csv,
+    folds_markdown,
+    folds_table,
+    folds_title,
+)
 from .jobs import FAILED, OK, UNFINISHED, SweepSummary, collect_sweep
 from .plot import plot_file_name, sweep_figure
 from .table import (
@@ -29,17 +41,26 @@ MARKDOWN_FILE = "summary.md"
 
 def summarize_sweep(sweep_dir: Path, *, show: bool = True) -> SweepSummary:
     """Write summary.csv, summary.md and summary_<metric>.png into `sweep_dir` and, with `show`, print
-    the table, the best job and the failures. Raises ConfigurationError when `sweep_dir` is no sweep."""
+    the table, the best job and the failures; for a sweep over data.fold also summary_folds.csv and the
+    table of means and standard deviations. Raises ConfigurationError when `sweep_dir` is no sweep."""
     summary = collect_sweep(sweep_dir)
     summary.written["csv"] = write_atomically(summary.sweep_dir / CSV_FILE, summary_csv(summary))
+    groups = fold_groups(summary)
+    if groups:
+        summary.written["folds"] = write_atomically(
+            summary.sweep_dir / FOLDS_CSV_FILE, folds_csv(summary, groups)
+        )
     if summary.ranked:
         try:
             summary.written["plot"] = write_plot(summary)
         except Exception as error:  # a picture is never worth losing the rest of the summary
             log.warning("The sweep's plot could not be drawn: %s", error)
-    summary.written["markdown"] = write_atomically(summary.sweep_dir / MARKDOWN_FILE, markdown(summary))
+    text = markdown(summary)
+    if groups:
+        text += "\n" + "\n".join(folds_markdown(summary, groups)) + "\n"
+    summary.written["markdown"] = write_atomically(summary.sweep_dir / MARKDOWN_FILE, text)
     if show:
-        print_summary(summary)
+        print_summary(summary, groups)
     return summary
 
 
@@ -68,9 +89,10 @@ def write_plot(summary: SweepSummary) -> Path:
     return write_atomically(summary.sweep_dir / plot_file_name(summary.metric), figure_png(figure))
 
 
-def print_summary(summary: SweepSummary) -> None:
-    """The table (the best job in bold), then the best job, why jobs failed, and the files written.
-    Cells keep their width (headers break at their first space), so that numbers are never cut."""
+def print_summary(summary: SweepSummary, groups: Sequence[FoldGroup] = ()) -> None:
+    """The table (the best job in bold), then the best job, why jobs failed, the means and standard
+    deviations across folds, and the files written. Cells keep their width (headers break at their first
+    space), so that numbers are never cut."""
     from rich import box
     from rich.console import Console
     from rich.table import Table
@@ -106,5 +128,14 @@ def print_summary(summary: SweepSummary) -> None:
     console.print(table)
     for line in outcome_lines(summary):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
+    if groups:
+        headers, rows = folds_table(summary, groups)
+        folds = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        for header in headers:
+            folds.add_column(header, justify="right" if header in NUMBER_COLUMNS else "left", no_wrap=True)
+        for row in rows:
+            folds.add_row(*map(Text, row))
+        console.print(folds_title(groups) + ":", markup=False, highlight=False, soft_wrap=True)
+        console.print(folds)
     names = ", ".join(sorted(path.name for path in summary.written.values()))
     console.print(f"Summary: {names} in {summary.sweep_dir}", markup=False, highlight=False, soft_wrap=True)

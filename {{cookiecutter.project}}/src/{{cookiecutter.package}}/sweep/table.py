@@ -157,19 +157,19 @@ def job_list(numbers: list[int]) -> str:
     return ("job " if len(numbers) == 1 else "jobs ") + ", ".join(map(str, numbers))
 
 
+def markdown_row(cells: list[str]) -> str:
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
 def markdown(summary: SweepSummary) -> str:
     headers, rows = display_table(summary)
-
-    def table_row(cells: list[str]) -> str:
-        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
-
     lines = [f"# Sweep {summary.sweep_dir}", "", headline(summary) + ".", ""]
     shared = shared_overrides(summary)
     if shared:
         lines += ["Every job: " + " ".join(f"`{override}`" for override in shared), ""]
     # Numbers are aligned right (markdown's ---:), the swept values and the status left.
     rule = ["---" if header in (*summary.swept, "status") else "---:" for header in headers]
-    lines += [table_row(headers), table_row(rule), *map(table_row, rows), ""]
+    lines += [markdown_row(headers), markdown_row(rule), *map(markdown_row, rows), ""]
     lines += [f"{line}  " for line in outcome_lines(summary)]
     if "plot" in summary.written:
         lines += ["", f"![{summary.metric} against each swept parameter]({summary.written['plot'].name})"]
