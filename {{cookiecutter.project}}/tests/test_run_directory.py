@@ -37,6 +37,21 @@ def test_a_folder_holding_other_files_is_refused_and_left_as_it_was(tmp_path):
     assert sorted(path.name for path in folder.iterdir()) == ["config.yaml", "notes"]
 
 
+def test_the_first_slurm_task_accepts_what_the_other_tasks_wrote_but_nothing_else(tmp_path):
+    # The tasks of a SLURM job all know the run directory from their start (runs/slurm-<job id>) and
+    # Hydra writes .hydra/ and the task's log in each: the first task must not take those for another
+    # run's files (it refused, and the other task waited for it forever).
+    from {{ cookiecutter.package }}.errors import ConfigurationError
+    from {{ cookiecutter.package }}.run.directory import check_run_dir_is_free
+
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / "train.log").write_text("task 1 started\n")
+    check_run_dir_is_free(tmp_path, written_by_other_tasks=(".hydra", "train.log"))
+    (tmp_path / "config.yaml").write_text("mine: true\n")
+    with pytest.raises(ConfigurationError, match=r"is not empty \(config.yaml\)"):
+        check_run_dir_is_free(tmp_path, written_by_other_tasks=(".hydra", "train.log"))
+
+
 def test_two_runs_started_together_in_one_directory_leave_it_to_one_of_them(tmp_path):
     """The second is refused before it writes anything: the directory holds one run's config and results."""
     started = [

@@ -158,7 +158,10 @@ def test_two_slurm_tasks_train_one_run_in_one_directory(tmp_path):
     port = free_port()
     args = [str(PROJECT_ROOT / "train.py"), "trainer=ddp_sim", "optimizer=sgd", *ONE_EPOCH]
     tasks = [start_train(args, tmp_path, slurm_task(rank, port)) for rank in (0, 1)]
-    outputs = [task.communicate(timeout=600)[0] for task in tasks]
+    outputs = [tasks[0].communicate(timeout=600)[0]]
+    if tasks[0].returncode != 0:
+        tasks[1].kill()  # it would wait for the first task forever
+    outputs.append(tasks[1].communicate(timeout=600)[0])
     assert [task.returncode for task in tasks] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
     assert "SLURM auto-requeueing enabled" in outputs[0]  # Lightning chose its SLURM environment
     [run_dir] = list((tmp_path / "logs" / "train" / "runs").iterdir())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +38,22 @@ def resumes_inside(run_dir: Path, resume_from: str | None) -> bool:
     return Path(resume_from).expanduser().resolve().is_relative_to(Path(run_dir).resolve())
 
 
-def check_run_dir_is_free(run_dir: Path, resume_from: str | None = None, requeued: bool = False) -> None:
+def check_run_dir_is_free(
+    run_dir: Path,
+    resume_from: str | None = None,
+    requeued: bool = False,
+    written_by_other_tasks: Collection[str] = (),
+) -> None:
     """Before Hydra writes anything: refuse a directory holding another run or anything else (a user's
-    own files), unless this run continues the run it holds (from a checkpoint in it, or requeued)."""
+    own files), unless this run continues the run it holds (from a checkpoint in it, or requeued).
+    `written_by_other_tasks`: names the other tasks of this SLURM job may have written there already
+    (each knows the directory from its start, and Hydra writes its files in every task)."""
     run_dir = Path(run_dir)
     check_output_dir_is_new(run_dir, resume_from)
     if requeued or resumes_inside(run_dir, resume_from) or not run_dir.is_dir():
         return
-    found = sorted(entry.name for entry in run_dir.iterdir() if entry.name != LOCK_FILE)
+    ignored = {LOCK_FILE, *written_by_other_tasks}
+    found = sorted(entry.name for entry in run_dir.iterdir() if entry.name not in ignored)
     if found:
         shown = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
         raise ConfigurationError(

@@ -125,7 +125,11 @@ class RunGuard(Callback):
             self.lock.acquire()
             self.run_dir, self.created_run_dir = run_dir, not existed
             atexit.register(self.remove_if_unfinished)  # a run stopped before on_run_end
-            check_run_dir_is_free(run_dir, start_checkpoint(config), requeued=is_requeued())
+            # The other tasks of a SLURM job know the directory from their start: Hydra writes there too.
+            others = (".hydra", f"{config.hydra.job.name}.log") if slurm_tasks() > 1 else ()
+            check_run_dir_is_free(
+                run_dir, start_checkpoint(config), requeued=is_requeued(), written_by_other_tasks=others
+            )
             agree_on_run_dir(config)
         except ConfigurationError as error:
             self.remove_if_unfinished()
