@@ -55,7 +55,7 @@ class ClassificationDataModule(LightningDataModule):
         weighted_sampler: bool = False,
         seed: int = 0,
     ) -> None:
-        super().__init__()  # the ranges of these values are checked in run/checks.py
+        super().__init__()  # the ranges of these values are checked in run/settings.py
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.image_size = image_size

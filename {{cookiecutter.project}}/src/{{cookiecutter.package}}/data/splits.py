@@ -96,7 +96,7 @@ def stratified_folds(
 
 def check_fold(folds: int | None, fold: int, given: bool = False) -> None:
     """Refuse a fold that is not one of the folds, and a fold without folds (`given`: data.fold was set,
-    though to the default 0). Their types and lower bounds: run/checks.py."""
+    though to the default 0). Their types and lower bounds: run/settings.py."""
     if folds is None and (fold != 0 or given):
         raise ConfigurationError(
             f"data.fold={fold} is set but data.folds is null (no cross-validation); set e.g. data.folds=5 "

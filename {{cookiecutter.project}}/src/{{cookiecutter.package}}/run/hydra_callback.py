@@ -16,7 +16,7 @@ from omegaconf import DictConfig, open_dict, read_write
 
 from ..errors import ConfigurationError, user_error
 from .added_keys import check_added_keys
-from .checks import check_fresh_start, check_given_settings, check_single_run
+from .checks import check_fresh_start, check_single_run
 from .cluster import (
     agree_on_run_dir,
     is_requeued,
@@ -39,6 +39,7 @@ from .distributed import entry_point, remember_entry_point
 from .launchers import check_launcher, stopped_by_time_limit
 from .lock import RunDirectoryLock
 from .resume_search import check_unfinished_run, find_run_to_resume
+from .settings import check_given_settings
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationKeyError, OmegaConfBaseException
 
 from ..errors import ConfigurationError
-from .checks import Number
+from .settings import Number
 
 # Each launcher's numbers, by the class its _target_ names; a key the launcher's config lacks is skipped.
 SUBMITIT = {

@@ -16,7 +16,8 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from ..atomic import write_atomically
 from ..errors import ConfigurationError
-from ..run.checks import Number, check_optimized_direction
+from ..run.checks import check_optimized_direction
+from ..run.settings import Number
 from .space import SearchSpace
 
 log = logging.getLogger(__name__)
