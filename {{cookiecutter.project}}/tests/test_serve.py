@@ -111,8 +111,12 @@ def server(tmp_path_factory) -> dict:
         "checkpoint": checkpoint,
     }
     if process.poll() is None:
-        process.kill()
-        process.wait()
+        process.terminate()  # serve.py stops its workers on SIGTERM; SIGKILL would leave them running
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def post_image(url: str, path: Path, as_json: bool = False) -> httpx.Response:
