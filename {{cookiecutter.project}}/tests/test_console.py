@@ -18,7 +18,7 @@ def test_a_run_names_its_config_in_one_line_and_counts_the_models_flops(tmp_path
     [line] = [line for line in output.splitlines() if "Config: " in line]
     assert line.endswith(
         "Config: data=digits model=classifier optimizer=adamw scheduler=cosine finetune=full trainer=cpu "
-        f"callbacks=default ema=none logger=csv paths=default; every value in {saved}"
+        f"callbacks=default ema=none logger={{ cookiecutter.logger }} paths=default; every value in {saved}"
     )
     assert "model:" not in output  # no config tree: the values are in config.yaml
     assert line in (tmp_path / "run" / "train.log").read_text()

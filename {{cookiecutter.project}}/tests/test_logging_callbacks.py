@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -231,7 +232,12 @@ def test_wandb_offline_run_holds_the_pictures_and_the_config_as_plain_data(compo
     assert {"test_confusion_matrix", "val_confusion_matrix", "val_samples", "curves"} <= pictures
     # The run's record (wandb's own format, which `wandb sync` uploads) holds the config as JSON and
     # the final metrics.
+    # wandb's own service process writes the record, and under load it can end a moment after finish().
+    deadline = time.monotonic() + 60
     record = next(run_dir.glob("run-*.wandb")).read_bytes()
+    while b"test/f1_macro" not in record and time.monotonic() < deadline:
+        time.sleep(0.5)
+        record = next(run_dir.glob("run-*.wandb")).read_bytes()
     assert b'"backbone":"test_resnet"' in record and b"test/f1_macro" in record
 
 

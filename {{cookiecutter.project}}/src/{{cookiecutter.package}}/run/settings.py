@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,8 @@ class Number:
         kinds = (int,) if self.whole else (int, float)
         if isinstance(value, bool) or not isinstance(value, kinds):
             return "is not a whole number" if self.whole else "is not a number"
+        if not math.isfinite(value):  # nan and inf: the one finite-number rule of given_values names them
+            return None
         too_low = self.minimum is not None and value < self.minimum
         too_high = self.maximum is not None and (
             value >= self.maximum if self.open_top else value > self.maximum
